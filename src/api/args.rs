@@ -1,0 +1,117 @@
+//! Inference arguments from form fields and query parameters: the HUB names,
+//! their aliases, defaults and valid ranges.
+
+use super::error::{ApiError, echo};
+use crate::model::Params;
+
+pub const DEFAULT_SIZE: u32 = 640;
+pub const DEFAULT_CONFIDENCE: f32 = 0.25;
+pub const DEFAULT_IOU: f32 = 0.45;
+
+/// Everything a predict request may set besides the image itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Args {
+    pub params: Params,
+    pub normalize: bool,
+    pub url: Option<String>,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            params: Params { size: DEFAULT_SIZE, confidence: DEFAULT_CONFIDENCE, iou: DEFAULT_IOU },
+            normalize: false,
+            url: None,
+        }
+    }
+}
+
+impl Args {
+    /// Applies `(name, value)` pairs in order (query first, then form, so the
+    /// form wins). Unknown names are ignored, as the hosted API does.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Args, ApiError> {
+        let mut args = Args::default();
+        for (name, value) in pairs {
+            args.set(name, value)?;
+        }
+        Ok(args)
+    }
+
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ApiError> {
+        let invalid = |valid: &'static str| ApiError::InvalidField { field: echo(name), value: echo(value), valid };
+        let v = value.trim();
+        match name {
+            "size" | "imgsz" => {
+                const VALID: &str = "valid range is 32 - 1280";
+                let size: u32 = v.parse().map_err(|_| invalid(VALID))?;
+                if !(32..=1280).contains(&size) {
+                    return Err(invalid(VALID));
+                }
+                self.params.size = size;
+            }
+            "confidence" | "conf" => self.params.confidence = float_in(v, 0.01, 1.0).ok_or_else(|| invalid("valid range is 0.01 - 1.0"))?,
+            "iou" => self.params.iou = float_in(v, 0.0, 0.95).ok_or_else(|| invalid("valid range is 0.0 - 0.95"))?,
+            "normalize" => {
+                self.normalize = match v.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" | "" => false,
+                    _ => return Err(invalid("valid values are true, false, 1, 0, yes, no")),
+                }
+            }
+            "url" => self.url = (!v.is_empty()).then(|| v.to_string()),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn float_in(v: &str, lo: f32, hi: f32) -> Option<f32> {
+    v.parse::<f32>().ok().filter(|x| (lo..=hi).contains(x))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(pairs: &[(&str, &str)]) -> String {
+        Args::from_pairs(pairs.iter().copied()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_match_the_hub() {
+        let a = Args::from_pairs([]).unwrap();
+        assert_eq!(a.params, Params { size: 640, confidence: 0.25, iou: 0.45 });
+        assert!(!a.normalize && a.url.is_none());
+    }
+
+    #[test]
+    fn aliases_set_the_same_fields_and_later_pairs_win() {
+        let a = Args::from_pairs([("imgsz", "320"), ("conf", "0.5"), ("size", "480"), ("normalize", "Yes")]).unwrap();
+        assert_eq!(a.params.size, 480);
+        assert_eq!(a.params.confidence, 0.5);
+        assert!(a.normalize);
+    }
+
+    #[test]
+    fn out_of_range_and_unparsable_values_name_field_value_and_range() {
+        assert_eq!(message(&[("size", "2000")]), "Invalid 'size': 2000 (valid range is 32 - 1280).");
+        assert_eq!(message(&[("imgsz", "abc")]), "Invalid 'imgsz': abc (valid range is 32 - 1280).");
+        assert_eq!(message(&[("confidence", "NaN")]), "Invalid 'confidence': NaN (valid range is 0.01 - 1.0).");
+        assert_eq!(message(&[("iou", "0.99")]), "Invalid 'iou': 0.99 (valid range is 0.0 - 0.95).");
+        assert_eq!(message(&[("normalize", "maybe")]), "Invalid 'normalize': maybe (valid values are true, false, 1, 0, yes, no).");
+        assert_eq!(message(&[("size", "-32")]), "Invalid 'size': -32 (valid range is 32 - 1280).");
+    }
+
+    #[test]
+    fn range_edges_are_inclusive() {
+        let a = Args::from_pairs([("size", "32"), ("confidence", "1.0"), ("iou", "0")]).unwrap();
+        assert_eq!(a.params, Params { size: 32, confidence: 1.0, iou: 0.0 });
+        assert!(Args::from_pairs([("size", "1280"), ("confidence", "0.01"), ("iou", "0.95")]).is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_empty_url_is_none() {
+        let a = Args::from_pairs([("model", "x"), ("url", "")]).unwrap();
+        assert_eq!(a, Args::default());
+    }
+}

@@ -1,0 +1,143 @@
+//! Request errors: every way a request can fail, mapped to its HTTP status
+//! and a message that says what to fix, in one exhaustive match.
+
+use super::multipart::MultipartError;
+use crate::vision::decode::DecodeError;
+
+/// Why a request was not answered with detections.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Neither an image nor a URL was sent.
+    #[error("An image file or URL must be submitted.")]
+    NoImage,
+    /// An argument is out of range or unparsable.
+    #[error("Invalid '{field}': {value} ({valid}).")]
+    InvalidField { field: String, value: String, valid: &'static str },
+    /// The uploaded bytes are not a decodable image.
+    #[error("Invalid image: {0}.")]
+    Image(#[from] DecodeError),
+    /// The multipart body is malformed.
+    #[error("Invalid multipart body: {0}.")]
+    Multipart(#[from] MultipartError),
+    /// A body that is not an image, form or multipart.
+    #[error("Unsupported Content-Type '{0}': send multipart/form-data with an 'image' file, a raw image body (Content-Type: image/jpeg, image/png, ...), or application/x-www-form-urlencoded with 'url'.")]
+    UnsupportedMediaType(String),
+    /// The body is over the configured size limit.
+    #[error("Request body is over the limit of {limit} bytes; send a smaller image (the operator sets the limit with --max-body).")]
+    PayloadTooLarge { limit: u64 },
+    /// The body could not be read (client went away or timed out).
+    #[error("The request body could not be read: {0}.")]
+    BodyRead(String),
+    /// URL input is off on this server.
+    #[error("URL input is disabled on this server: upload the image instead (the operator can enable it with --allow-url).")]
+    UrlDisabled,
+    /// The URL could not be fetched or is not allowed.
+    #[error("Could not fetch 'url': {0}.")]
+    UrlFetch(String),
+    /// No or wrong `x-api-key`.
+    #[error("Invalid or missing API key: send it in the 'x-api-key' header.")]
+    Unauthorized,
+    /// MODEL_ID names no loaded model.
+    #[error("Model '{0}' not found: GET /v1/models lists the models this server has.")]
+    UnknownModel(String),
+    /// No such route.
+    #[error("Not found: {0}. Routes: POST /v1/predict[/MODEL_ID], GET /v1/models, /healthz, /readyz, /metrics.")]
+    NotFound(String),
+    /// A known route asked with the wrong method.
+    #[error("Method {method} is not allowed here; use {allowed}.")]
+    MethodNotAllowed { method: String, allowed: &'static str },
+    /// The inference queue is full.
+    #[error("Server busy: the inference queue is full. Retry after {retry_after} s.")]
+    Busy { retry_after: u32 },
+    /// The server is stopping.
+    #[error("Server is shutting down. Retry after {retry_after} s.")]
+    ShuttingDown { retry_after: u32 },
+    /// A bug; details go to the log, not the client.
+    #[error("Internal error: the request could not be processed (a bug in yolod; the server log has details).")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::NoImage
+            | ApiError::InvalidField { .. }
+            | ApiError::Multipart(_)
+            | ApiError::BodyRead(_)
+            | ApiError::UrlDisabled
+            | ApiError::UrlFetch(_) => 400,
+            ApiError::Image(DecodeError::UnsupportedFormat) => 415,
+            ApiError::Image(_) => 400,
+            ApiError::Unauthorized => 401,
+            ApiError::UnknownModel(_) | ApiError::NotFound(_) => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::UnsupportedMediaType(_) => 415,
+            ApiError::Busy { .. } | ApiError::ShuttingDown { .. } => 503,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    /// Seconds for the `Retry-After` header, for 503s.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            ApiError::Busy { retry_after } | ApiError::ShuttingDown { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// A short label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::NoImage => "no_image",
+            ApiError::InvalidField { .. } => "invalid_field",
+            ApiError::Image(_) => "bad_image",
+            ApiError::Multipart(_) => "bad_multipart",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::BodyRead(_) => "body_read",
+            ApiError::UrlDisabled => "url_disabled",
+            ApiError::UrlFetch(_) => "url_fetch",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::UnknownModel(_) => "unknown_model",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Busy { .. } => "busy",
+            ApiError::ShuttingDown { .. } => "shutting_down",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// Echoes a client value back safely: at most 64 characters, control characters escaped.
+pub fn echo(value: &str) -> String {
+    let mut out: String = value.chars().take(64).flat_map(char::escape_debug).collect();
+    if value.chars().count() > 64 {
+        out.push_str("...");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_field_message_names_field_value_and_range() {
+        let e = ApiError::InvalidField { field: "size".into(), value: "2000".into(), valid: "valid range is 32 - 1280" };
+        assert_eq!(e.to_string(), "Invalid 'size': 2000 (valid range is 32 - 1280).");
+        assert_eq!(e.status(), 400);
+    }
+
+    #[test]
+    fn unsupported_image_format_is_415_but_corrupt_is_400() {
+        assert_eq!(ApiError::Image(DecodeError::UnsupportedFormat).status(), 415);
+        assert_eq!(ApiError::Image(DecodeError::Corrupt("x".into())).status(), 400);
+    }
+
+    #[test]
+    fn echo_truncates_and_escapes() {
+        assert_eq!(echo("a\nb"), "a\\nb");
+        assert_eq!(echo(&"x".repeat(100)).len(), 67);
+    }
+}

@@ -1,0 +1,137 @@
+//! Counters and latency histograms, rendered in the Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// The stages timed per prediction, in pipeline order.
+pub const STAGES: [&str; 5] = ["decode", "preprocess", "inference", "postprocess", "total"];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
+            self.counts[i] += 1;
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<(&'static str, u16), u64>,
+    errors: BTreeMap<&'static str, u64>,
+    stages: [Histogram; STAGES.len()],
+}
+
+/// Process-wide metrics; cheap to update from any thread.
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+impl Metrics {
+    pub fn request(&self, route: &'static str, status: u16) {
+        *self.lock().requests.entry((route, status)).or_default() += 1;
+    }
+
+    pub fn error(&self, kind: &'static str) {
+        *self.lock().errors.entry(kind).or_default() += 1;
+    }
+
+    /// Records one prediction's stage durations, in `STAGES` order.
+    pub fn stages(&self, durations: [Duration; STAGES.len()]) {
+        let mut inner = self.lock();
+        for (h, d) in inner.stages.iter_mut().zip(durations) {
+            h.observe(d.as_secs_f64());
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The text exposition; `gauges` are extra `(name, help, labels, value)` lines.
+    pub fn render(&self, gauges: &[(&str, &str, String, f64)]) -> String {
+        let inner = self.lock();
+        let mut out = String::new();
+        out.push_str("# HELP yolod_requests_total HTTP requests by route and status.\n# TYPE yolod_requests_total counter\n");
+        for ((route, status), n) in &inner.requests {
+            let _ = writeln!(out, "yolod_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+        }
+        out.push_str("# HELP yolod_errors_total Failed requests by kind.\n# TYPE yolod_errors_total counter\n");
+        for (kind, n) in &inner.errors {
+            let _ = writeln!(out, "yolod_errors_total{{kind=\"{kind}\"}} {n}");
+        }
+        out.push_str("# HELP yolod_stage_seconds Time per prediction stage.\n# TYPE yolod_stage_seconds histogram\n");
+        for (stage, h) in STAGES.iter().zip(&inner.stages) {
+            let mut cumulative = 0;
+            for (le, c) in BUCKETS.iter().zip(h.counts) {
+                cumulative += c;
+                let _ = writeln!(out, "yolod_stage_seconds_bucket{{stage=\"{stage}\",le=\"{le}\"}} {cumulative}");
+            }
+            let _ = writeln!(out, "yolod_stage_seconds_bucket{{stage=\"{stage}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "yolod_stage_seconds_sum{{stage=\"{stage}\"}} {}", h.sum);
+            let _ = writeln!(out, "yolod_stage_seconds_count{{stage=\"{stage}\"}} {}", h.count);
+        }
+        let mut last = "";
+        for (name, help, labels, value) in gauges {
+            if *name != last {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+                last = name;
+            }
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+        out
+    }
+}
+
+/// Escapes a Prometheus label value.
+pub fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::default();
+        let ms = Duration::from_millis;
+        m.stages([ms(1), ms(2), ms(120), ms(1), ms(130)]);
+        m.stages([ms(1), ms(2), ms(300), ms(1), ms(310)]);
+        let text = m.render(&[]);
+        assert!(text.contains("yolod_stage_seconds_bucket{stage=\"inference\",le=\"0.25\"} 1\n"));
+        assert!(text.contains("yolod_stage_seconds_bucket{stage=\"inference\",le=\"0.5\"} 2\n"));
+        assert!(text.contains("yolod_stage_seconds_count{stage=\"total\"} 2\n"));
+    }
+
+    #[test]
+    fn requests_are_counted_by_route_and_status() {
+        let m = Metrics::default();
+        m.request("/v1/predict", 200);
+        m.request("/v1/predict", 200);
+        m.request("/v1/predict", 400);
+        let text = m.render(&[("yolod_queue_depth", "Jobs waiting.", String::new(), 3.0)]);
+        assert!(text.contains("yolod_requests_total{route=\"/v1/predict\",status=\"200\"} 2\n"));
+        assert!(text.contains("yolod_requests_total{route=\"/v1/predict\",status=\"400\"} 1\n"));
+        assert!(text.contains("# TYPE yolod_queue_depth gauge\nyolod_queue_depth 3\n"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}

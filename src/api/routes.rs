@@ -1,0 +1,190 @@
+//! Routing and the handlers: `fn(&State, request parts) -> Reply`.
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use super::args::Args;
+use super::body;
+use super::error::ApiError;
+use super::fetch;
+use super::metrics::{self, STAGES};
+use super::server::State;
+use super::wire::{self, Empty, Envelope, ModelEntry};
+use crate::engine::{Busy, Input, Job, JobError};
+
+/// A response, before it is written.
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Reply {
+        Reply { status, content_type: "application/json", body: wire::to_vec(value), headers: vec![] }
+    }
+
+    pub fn error(e: &ApiError) -> Reply {
+        let message = e.to_string();
+        let mut reply = Reply::json(e.status(), &Envelope { success: false, message: &message, data: Empty {} });
+        if let Some(secs) = e.retry_after() {
+            reply.headers.push(("Retry-After", secs.to_string()));
+        }
+        if let ApiError::MethodNotAllowed { allowed, .. } = e {
+            reply.headers.push(("Allow", allowed.to_string()));
+        }
+        reply
+    }
+}
+
+/// The request as the handlers see it; `body` is read lazily and bounded.
+pub struct Incoming<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub header: &'a dyn Fn(&str) -> Option<String>,
+    pub body_len: Option<usize>,
+    pub body: &'a mut dyn Read,
+}
+
+/// The route label used in metrics (bounded cardinality).
+pub fn route_label(path: &str) -> &'static str {
+    match path {
+        "/v1/predict" => "/v1/predict",
+        p if p.starts_with("/v1/predict/") => "/v1/predict/{model}",
+        "/v1/models" => "/v1/models",
+        "/healthz" => "/healthz",
+        "/readyz" => "/readyz",
+        "/metrics" => "/metrics",
+        _ => "other",
+    }
+}
+
+pub fn handle(state: &State, req: Incoming) -> Reply {
+    let (path, query) = req.url.split_once('?').unwrap_or((req.url, ""));
+    let method = req.method;
+    let allow = |allowed: &'static str| -> Result<(), ApiError> {
+        if allowed.split(", ").any(|m| m == method) { Ok(()) } else { Err(ApiError::MethodNotAllowed { method: method.to_string(), allowed }) }
+    };
+    let result = match path {
+        "/healthz" => allow("GET, HEAD").map(|()| Reply::json(200, &Envelope { success: true, message: "alive", data: Empty {} })),
+        "/readyz" => allow("GET, HEAD").map(|()| readyz(state)),
+        "/metrics" => allow("GET, HEAD").map(|()| metrics_reply(state)),
+        "/v1/models" => allow("GET, HEAD").and_then(|()| authorize(state, &req)).map(|()| models(state)),
+        "/v1/predict" => allow("POST").and_then(|()| predict(state, None, query, req)),
+        p if p.starts_with("/v1/predict/") => {
+            let id = &p["/v1/predict/".len()..];
+            allow("POST").and_then(|()| predict(state, Some(id), query, req))
+        }
+        p => Err(ApiError::NotFound(super::error::echo(p))),
+    };
+    result.unwrap_or_else(|e| {
+        state.metrics.error(e.kind());
+        if let ApiError::Internal(detail) = &e {
+            eprintln!("yolod: internal error on {method} {path}: {detail}");
+        }
+        Reply::error(&e)
+    })
+}
+
+fn authorize(state: &State, req: &Incoming) -> Result<(), ApiError> {
+    if state.config.keys.allows((req.header)("x-api-key").as_deref()) { Ok(()) } else { Err(ApiError::Unauthorized) }
+}
+
+fn readyz(state: &State) -> Reply {
+    let stopping = state.is_stopping();
+    let message = if stopping { "stopping" } else { "ready" };
+    let ids: Vec<&str> = state.registry.all().iter().map(|m| m.info.id.as_str()).collect();
+    let data = serde_json::json!({ "models": ids, "queue_depth": state.engine.queue_depth() });
+    Reply::json(if stopping { 503 } else { 200 }, &Envelope { success: !stopping, message, data })
+}
+
+fn models(state: &State) -> Reply {
+    let entries: Vec<ModelEntry> =
+        state.registry.all().iter().enumerate().map(|(i, m)| ModelEntry::new(&m.info, i == 0)).collect();
+    Reply::json(200, &Envelope { success: true, message: "Models loaded on this server.", data: entries })
+}
+
+fn metrics_reply(state: &State) -> Reply {
+    let mut gauges = vec![
+        ("yolod_queue_depth", "Inference jobs waiting for a worker.", String::new(), state.engine.queue_depth() as f64),
+        ("yolod_workers", "Inference worker threads.", String::new(), state.config.workers as f64),
+        ("yolod_uptime_seconds", "Seconds since start.", String::new(), state.started.elapsed().as_secs_f64()),
+    ];
+    for m in state.registry.all() {
+        let i = &m.info;
+        let labels = format!(
+            "{{id=\"{}\",task=\"{}\",precision=\"{}\",input_size=\"{}\",sha256=\"{}\"}}",
+            metrics::label(&i.id), i.task.as_str(), i.precision, i.input_size, i.sha256
+        );
+        gauges.push(("yolod_model_info", "Loaded models (value is always 1).", labels, 1.0));
+    }
+    Reply { status: 200, content_type: "text/plain; version=0.0.4", body: state.metrics.render(&gauges).into_bytes(), headers: vec![] }
+}
+
+fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Result<Reply, ApiError> {
+    let started = Instant::now();
+    if state.is_stopping() {
+        return Err(ApiError::ShuttingDown { retry_after: 5 });
+    }
+    authorize(state, &req)?;
+    let model = match id {
+        None => state.registry.default_model(),
+        Some(id) => state.registry.get(id).ok_or_else(|| ApiError::UnknownModel(super::error::echo(id)))?,
+    }
+    .clone();
+    let bytes = read_body(state, req.body_len, req.body)?;
+    let content_type = (req.header)("content-type");
+    let parsed = body::parse(content_type.as_deref(), &bytes, state.config.multipart)?;
+    let query_pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let args = Args::from_pairs(query_pairs.iter().chain(&parsed.fields).map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let image = match (parsed.image, &args.url) {
+        (Some(image), _) => image.to_vec(),
+        (None, Some(url)) => {
+            let policy = state.config.url_policy.ok_or(ApiError::UrlDisabled)?;
+            fetch::fetch(url, policy).map_err(ApiError::UrlFetch)?
+        }
+        (None, None) => return Err(ApiError::NoImage),
+    };
+    drop(bytes);
+    let job = Job { model: model.clone(), input: Input::Encoded(image), params: args.params };
+    let pending = state.engine.try_submit(job).map_err(|Busy| ApiError::Busy { retry_after: 1 })?;
+    let output = pending
+        .recv()
+        .map_err(|_| ApiError::Internal("inference worker dropped the job".into()))?
+        .map_err(|e| match e {
+            JobError::Decode(d) => ApiError::Image(d),
+            JobError::Failed(detail) => ApiError::Internal(detail),
+        })?;
+    let json_start = Instant::now();
+    let objects = wire::objects(&output.detections, &model.info.names, args.normalize, output.width, output.height);
+    let mut reply = Reply::json(200, &Envelope { success: true, message: "Inference complete.", data: objects });
+    let t = output.timings;
+    let total = started.elapsed();
+    state.metrics.stages([t.decode, t.preprocess, t.inference, t.postprocess, total]);
+    let json = json_start.elapsed();
+    let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
+    let timing = STAGES[..4]
+        .iter()
+        .zip([t.decode, t.preprocess, t.inference, t.postprocess + json])
+        .map(|(name, d)| format!("{name};dur={}", ms(d)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    reply.headers.push(("Server-Timing", timing));
+    Ok(reply)
+}
+
+/// Reads the body, refusing before reading when the declared length is over
+/// the limit, and stopping as soon as an undeclared (chunked) one passes it.
+fn read_body(state: &State, declared: Option<usize>, body: &mut dyn Read) -> Result<Vec<u8>, ApiError> {
+    let limit = state.config.max_body;
+    if declared.is_some_and(|n| n as u64 > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0));
+    body.take(limit + 1).read_to_end(&mut bytes).map_err(|e| ApiError::BodyRead(e.to_string()))?;
+    if bytes.len() as u64 > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    Ok(bytes)
+}

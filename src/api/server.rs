@@ -1,0 +1,153 @@
+//! The tiny_http loop: a few threads take requests, call `routes::handle`
+//! (a panic becomes a 500) and write the reply. Shutdown refuses new work,
+//! drains what is in flight (bounded), then unblocks the listeners.
+
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tiny_http::{Header, Response, Server};
+
+use super::auth::Keys;
+use super::error::ApiError;
+use super::fetch::UrlPolicy;
+use super::metrics::Metrics;
+use super::multipart;
+use super::routes::{self, Incoming, Reply};
+use crate::engine::{Engine, panic_message};
+use crate::model::registry::Registry;
+
+/// What the HTTP side needs to know, validated.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub keys: Keys,
+    /// Largest request body accepted, in bytes.
+    pub max_body: u64,
+    pub multipart: multipart::Limits,
+    /// `Some` when URL input is enabled.
+    pub url_policy: Option<UrlPolicy>,
+    /// Threads taking HTTP requests.
+    pub http_threads: usize,
+    /// Inference workers (for metrics).
+    pub workers: usize,
+}
+
+/// Everything a handler may read.
+pub struct State {
+    pub registry: Registry,
+    pub engine: Engine,
+    pub metrics: Metrics,
+    pub config: HttpConfig,
+    pub started: Instant,
+    stopping: AtomicBool,
+    in_flight: AtomicUsize,
+}
+
+impl State {
+    pub fn new(registry: Registry, engine: Engine, config: HttpConfig) -> State {
+        State {
+            registry,
+            engine,
+            metrics: Metrics::default(),
+            config,
+            started: Instant::now(),
+            stopping: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// A running server: its threads and the listener they share.
+pub struct Running {
+    server: Arc<Server>,
+    state: Arc<State>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// Starts `state.config.http_threads` threads answering on `server`.
+pub fn start(server: Server, state: Arc<State>) -> Running {
+    let server = Arc::new(server);
+    let threads = (0..state.config.http_threads.max(1))
+        .map(|i| {
+            let (server, state) = (server.clone(), state.clone());
+            std::thread::Builder::new()
+                .name(format!("http-{i}"))
+                .spawn(move || {
+                    while let Ok(request) = server.recv() {
+                        respond(&state, request);
+                    }
+                })
+                .expect("spawning an HTTP thread")
+        })
+        .collect();
+    Running { server, state, threads }
+}
+
+impl Running {
+    /// Refuses new predictions, waits up to `timeout` for those in flight,
+    /// then stops the listener threads. Returns how many were still running.
+    pub fn shutdown(self, timeout: Duration) -> usize {
+        self.state.stopping.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + timeout;
+        while self.state.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = self.state.in_flight.load(Ordering::SeqCst);
+        for _ in &self.threads {
+            self.server.unblock();
+        }
+        if left == 0 {
+            for t in self.threads {
+                let _ = t.join();
+            }
+        }
+        self.state.engine.shutdown();
+        left
+    }
+}
+
+fn respond(state: &State, mut request: tiny_http::Request) {
+    state.in_flight.fetch_add(1, Ordering::SeqCst);
+    let method = request.method().as_str().to_string();
+    let url = request.url().to_string();
+    let headers: Vec<(String, String)> =
+        request.headers().iter().map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.to_string())).collect();
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let body_len = request.body_length();
+    let path = url.split('?').next().unwrap_or("");
+    let route = routes::route_label(path);
+    let reply = catch_unwind(AssertUnwindSafe(|| {
+        routes::handle(state, Incoming { method: &method, url: &url, header: &header, body_len, body: request.as_reader() })
+    }))
+    .unwrap_or_else(|panic| {
+        eprintln!("yolod: handler panicked on {method} {path}: {}", panic_message(&panic));
+        state.metrics.error("internal");
+        Reply::error(&ApiError::Internal(String::new()))
+    });
+    state.metrics.request(route, reply.status);
+    let head_only = method == "HEAD";
+    let body = if head_only { Vec::new() } else { reply.body };
+    let len = body.len();
+    let mut response = Response::new(reply.status.into(), Vec::new(), Cursor::new(body), Some(len), None);
+    response.add_header(header_of("Content-Type", reply.content_type));
+    for (k, v) in &reply.headers {
+        response.add_header(header_of(k, v));
+    }
+    if reply.status == 413 {
+        // The unread body would otherwise be drained from the client first.
+        response.add_header(header_of("Connection", "close"));
+    }
+    let _ = request.respond(response);
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+}
+
+fn header_of(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header names and values are ASCII")
+}

@@ -1,0 +1,131 @@
+//! The JSON contract: serialize-only types in the shape of Ultralytics'
+//! `results[0].tojson()` and the HUB API envelope. Field order is the wire order.
+
+use std::io;
+
+use serde::Serialize;
+
+use crate::model::ModelInfo;
+use crate::vision::Detection;
+
+/// `{"success", "message", "data"}`, the envelope of every API answer.
+#[derive(Serialize)]
+pub struct Envelope<'a, T: Serialize> {
+    pub success: bool,
+    pub message: &'a str,
+    pub data: T,
+}
+
+/// The empty object errors carry as `data`.
+#[derive(Serialize)]
+pub struct Empty {}
+
+#[derive(Serialize)]
+pub struct Object<'a> {
+    pub name: &'a str,
+    pub class: usize,
+    pub confidence: f64,
+    #[serde(rename = "box")]
+    pub bbox: Box4,
+}
+
+#[derive(Serialize)]
+pub struct Box4 {
+    pub x1: f64,
+    pub y1: f64,
+    pub x2: f64,
+    pub y2: f64,
+}
+
+/// Rounds to 5 decimals, as Ultralytics' `tojson(decimals=5)`.
+fn round5(v: f32) -> f64 {
+    (v as f64 * 1e5).round() / 1e5
+}
+
+/// Detections as wire objects; with `normalize`, coordinates become
+/// fractions of the image's width and height.
+pub fn objects<'a>(dets: &[Detection], names: &'a [String], normalize: bool, width: u32, height: u32) -> Vec<Object<'a>> {
+    let (sx, sy) = if normalize { (1.0 / width as f32, 1.0 / height as f32) } else { (1.0, 1.0) };
+    dets.iter()
+        .map(|d| Object {
+            name: names.get(d.class).map(String::as_str).unwrap_or("unknown"),
+            class: d.class,
+            confidence: round5(d.confidence),
+            bbox: Box4 {
+                x1: round5(d.bbox.x1 * sx),
+                y1: round5(d.bbox.y1 * sy),
+                x2: round5(d.bbox.x2 * sx),
+                y2: round5(d.bbox.y2 * sy),
+            },
+        })
+        .collect()
+}
+
+/// One entry of `GET /v1/models`.
+#[derive(Serialize)]
+pub struct ModelEntry<'a> {
+    pub id: &'a str,
+    pub task: &'a str,
+    pub default: bool,
+    pub input_size: u32,
+    pub any_size: bool,
+    pub precision: &'a str,
+    pub source: &'a str,
+    pub sha256: &'a str,
+    pub classes: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'a> ModelEntry<'a> {
+    pub fn new(info: &'a ModelInfo, default: bool) -> Self {
+        ModelEntry {
+            id: &info.id,
+            task: info.task.as_str(),
+            default,
+            input_size: info.input_size,
+            any_size: info.any_size,
+            precision: info.precision,
+            source: &info.source,
+            sha256: &info.sha256,
+            classes: info.names.iter().enumerate().map(|(i, n)| (i.to_string(), n.clone().into())).collect(),
+        }
+    }
+}
+
+/// Serializes `value` as one JSON document to `out`.
+pub fn write<T: Serialize>(out: impl io::Write, value: &T) -> io::Result<()> {
+    serde_json::to_writer(out, value).map_err(io::Error::other)
+}
+
+/// Serializes `value` to bytes (for HTTP bodies).
+pub fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("wire types always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vision::BBox;
+
+    #[test]
+    fn objects_keep_the_hub_field_order_and_round() {
+        let names = vec!["person".to_string()];
+        let det = Detection { class: 0, confidence: 0.876543, bbox: BBox { x1: 1.0, y1: 2.0, x2: 30.5, y2: 40.25 }, anchor: 0 };
+        let json = String::from_utf8(to_vec(&objects(&[det], &names, false, 100, 50))).unwrap();
+        assert_eq!(json, r#"[{"name":"person","class":0,"confidence":0.87654,"box":{"x1":1.0,"y1":2.0,"x2":30.5,"y2":40.25}}]"#);
+    }
+
+    #[test]
+    fn normalize_divides_by_width_and_height() {
+        let names = vec!["a".to_string()];
+        let det = Detection { class: 0, confidence: 0.5, bbox: BBox { x1: 10.0, y1: 5.0, x2: 100.0, y2: 50.0 }, anchor: 0 };
+        let objs = objects(&[det], &names, true, 100, 50);
+        let b = &objs[0].bbox;
+        assert_eq!((b.x1, b.y1, b.x2, b.y2), (0.1, 0.1, 1.0, 1.0));
+    }
+
+    #[test]
+    fn error_envelope_has_empty_data() {
+        let body = to_vec(&Envelope { success: false, message: "bad \"size\"", data: Empty {} });
+        assert_eq!(String::from_utf8(body).unwrap(), r#"{"success":false,"message":"bad \"size\"","data":{}}"#);
+    }
+}

@@ -1,0 +1,180 @@
+//! The command line: clap-derive structs whose doc comments are the `--help`
+//! text; every option can also come from a `YOLOD_*` environment variable
+//! (so a systemd `EnvironmentFile` configures the service). No I/O here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// yolod: YOLO object detection for edge devices. Serves the Ultralytics HUB
+/// inference API locally (POST /v1/predict/MODEL_ID), with a COCO YOLOv8n built in.
+#[derive(Debug, Parser)]
+#[command(name = "yolod", version = crate::version::LONG, propagate_version = true)]
+#[command(after_help = "Examples:\n  yolod serve                                 # API on 127.0.0.1:8080, built-in yolov8n\n  curl -F image=@bus.jpg localhost:8080/v1/predict/yolov8n\n  yolod predict bus.jpg zidane.jpg            # one JSON line per image\n  yolod serve --listen 0.0.0.0:8080 --api-key-file /etc/yolod/keys")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HUB inference API over HTTP.
+    Serve(ServeArgs),
+    /// Detect objects in image files; prints one JSON line per image.
+    Predict(PredictArgs),
+    /// List the models (built-in and loaded): task, classes, input size.
+    Models(ModelsArgs),
+    /// Time each stage (decode, preprocess, inference, postprocess, JSON).
+    Bench(BenchArgs),
+}
+
+/// Which models to load besides the built-in yolov8n.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// An extra ONNX model to serve, under its file stem as MODEL_ID (repeatable).
+    #[arg(long = "model", value_name = "FILE", env = "YOLOD_MODEL", value_delimiter = ',')]
+    pub model_files: Vec<PathBuf>,
+    /// Serve every *.onnx file in this directory, each under its file stem.
+    #[arg(long, value_name = "DIR", env = "YOLOD_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// Print the GET /v1/models JSON (with class names) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on. Anything but loopback needs an API key (or --no-auth).
+    #[arg(long, value_name = "ADDR", env = "YOLOD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[command(flatten)]
+    pub models: ModelArgs,
+    /// The model answering POST /v1/predict (default: the built-in yolov8n).
+    #[arg(long, value_name = "ID", env = "YOLOD_DEFAULT_MODEL")]
+    pub default_model: Option<String>,
+    /// Inference worker threads [default: number of CPUs, at most 4].
+    #[arg(long, value_name = "N", env = "YOLOD_WORKERS")]
+    pub workers: Option<usize>,
+    /// Requests allowed to wait for a worker; more get 503 with Retry-After.
+    #[arg(long, value_name = "N", env = "YOLOD_QUEUE", default_value_t = 8)]
+    pub queue: usize,
+    /// Threads reading requests and writing answers.
+    #[arg(long, value_name = "N", env = "YOLOD_HTTP_THREADS", default_value_t = 8)]
+    pub http_threads: usize,
+    /// Largest request body, in bytes (suffixes K, M, G: 10M = 10 MiB); larger ones get 413.
+    #[arg(long, value_name = "BYTES", env = "YOLOD_MAX_BODY", default_value = "10M", value_parser = parse_bytes)]
+    pub max_body: u64,
+    /// Largest decoded image, in pixels (width x height); larger ones get 400.
+    #[arg(long, value_name = "N", env = "YOLOD_MAX_PIXELS", default_value_t = 40_000_000)]
+    pub max_pixels: u64,
+    /// An accepted API key, sent by clients in the x-api-key header (repeatable;
+    /// YOLOD_API_KEYS takes a comma-separated list).
+    #[arg(long = "api-key", value_name = "KEY", env = "YOLOD_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<String>,
+    /// A file of accepted API keys, one per line ('#' starts a comment).
+    #[arg(long, value_name = "FILE", env = "YOLOD_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Serve without API keys on a non-loopback address (anyone on the network may use it).
+    #[arg(long, env = "YOLOD_NO_AUTH")]
+    pub no_auth: bool,
+    /// Accept the `url` argument: the server then fetches images over http(s).
+    #[arg(long, env = "YOLOD_ALLOW_URL")]
+    pub allow_url: bool,
+    /// With --allow-url, also fetch from loopback, private and link-local addresses.
+    #[arg(long, env = "YOLOD_ALLOW_PRIVATE_URLS", requires = "allow_url")]
+    pub allow_private_urls: bool,
+    /// With --allow-url, seconds allowed for the whole fetch.
+    #[arg(long, value_name = "SECS", env = "YOLOD_URL_TIMEOUT", default_value_t = 10.0)]
+    pub url_timeout: f64,
+    /// Seconds to let in-flight requests finish on SIGTERM / Ctrl-C.
+    #[arg(long, value_name = "SECS", env = "YOLOD_SHUTDOWN_TIMEOUT", default_value_t = 10.0)]
+    pub shutdown_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct InferenceArgs {
+    /// A loaded model id (see `yolod models`) or an ONNX file.
+    #[arg(long, value_name = "ID|FILE", env = "YOLOD_MODEL", default_value = "yolov8n")]
+    pub model: String,
+    /// Inference size, longest side, rounded up to a multiple of 32 (32 - 1280).
+    #[arg(long, value_name = "N", default_value_t = 640, value_parser = clap::value_parser!(u32).range(32..=1280))]
+    pub size: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub inference: InferenceArgs,
+    /// Minimum class score kept (0.01 - 1.0).
+    #[arg(long, value_name = "F", default_value_t = 0.25)]
+    pub confidence: f32,
+    /// NMS IoU threshold, per class (0.0 - 0.95).
+    #[arg(long, value_name = "F", default_value_t = 0.45)]
+    pub iou: f32,
+    /// Coordinates as fractions of the image's width and height.
+    #[arg(long)]
+    pub normalize: bool,
+    /// Image files (JPEG, PNG, WebP, BMP, GIF, TIFF).
+    #[arg(required = true, value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub inference: InferenceArgs,
+    /// Timed runs.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub iterations: usize,
+    /// Untimed runs first.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub warmup: usize,
+    /// Time nothing but the network: decode and letterbox once, outside the loop.
+    #[arg(long)]
+    pub inference_only: bool,
+    /// Print one JSON line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The image to run on [default: a synthetic 810x1080 picture].
+    #[arg(value_name = "IMAGE")]
+    pub image: Option<PathBuf>,
+}
+
+/// Parses a byte count with an optional K/M/G (binary) suffix.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, shift) = match s.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&s[..i], 10),
+        Some((i, 'm' | 'M')) => (&s[..i], 20),
+        Some((i, 'g' | 'G')) => (&s[..i], 30),
+        _ => (s, 0),
+    };
+    let n: u64 = digits.trim().parse().map_err(|_| format!("{s:?} is not a byte count (e.g. 10485760 or 10M)"))?;
+    n.checked_shl(shift).filter(|v| v >> shift == n).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts_take_binary_suffixes() {
+        assert_eq!(parse_bytes("10M"), Ok(10 << 20));
+        assert_eq!(parse_bytes("512k"), Ok(512 << 10));
+        assert_eq!(parse_bytes("1234"), Ok(1234));
+        assert!(parse_bytes("ten").is_err());
+        assert!(parse_bytes("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

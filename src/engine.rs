@@ -1,0 +1,158 @@
+//! The inference core shared by HTTP and the CLI: a fixed pool of workers
+//! behind a bounded queue. A full queue is refused at once, never waited on.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::model::{Model, Params, Timings};
+use crate::vision::Detection;
+use crate::vision::decode::{self, DecodeError, DecodeLimits, Rgb};
+
+/// What to run the model on.
+pub enum Input {
+    /// Encoded image bytes (JPEG, PNG, ...), decoded on the worker.
+    Encoded(Vec<u8>),
+    /// An already decoded frame.
+    Rgb(Rgb),
+}
+
+pub struct Job {
+    pub model: Arc<Model>,
+    pub input: Input,
+    pub params: Params,
+}
+
+/// A finished prediction, boxes in the image's pixels.
+#[derive(Debug)]
+pub struct Output {
+    pub width: u32,
+    pub height: u32,
+    pub detections: Vec<Detection>,
+    pub timings: Timings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The image could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Inference failed or panicked; a bug, details for the log.
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type JobResult = Result<Output, JobError>;
+
+/// The queue was full.
+#[derive(Debug)]
+pub struct Busy;
+
+struct Queued {
+    job: Job,
+    reply: mpsc::Sender<JobResult>,
+}
+
+pub struct Engine {
+    tx: Mutex<Option<SyncSender<Queued>>>,
+    waiting: Arc<AtomicUsize>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Starts `workers` threads sharing a queue of `queue` waiting jobs.
+    pub fn start(workers: usize, queue: usize, limits: DecodeLimits) -> Engine {
+        let (tx, rx) = mpsc::sync_channel::<Queued>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let handles = (0..workers.max(1))
+            .map(|i| {
+                let rx = rx.clone();
+                let waiting = waiting.clone();
+                std::thread::Builder::new()
+                    .name(format!("infer-{i}"))
+                    .spawn(move || worker(&rx, &waiting, limits))
+                    .expect("spawning an inference worker")
+            })
+            .collect();
+        Engine { tx: Mutex::new(Some(tx)), waiting, workers: Mutex::new(handles) }
+    }
+
+    /// Queues `job`; the receiver yields its result. `Busy` when the queue is full or closed.
+    pub fn try_submit(&self, job: Job) -> Result<Receiver<JobResult>, Busy> {
+        let (reply, result) = mpsc::channel();
+        let guard = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = guard.as_ref().ok_or(Busy)?;
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        match tx.try_send(Queued { job, reply }) {
+            Ok(()) => Ok(result),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                Err(Busy)
+            }
+        }
+    }
+
+    /// Runs `job` and waits for it, blocking while the queue is full (CLI use).
+    pub fn run(&self, job: Job) -> JobResult {
+        let (reply, result) = mpsc::channel();
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let tx = tx.ok_or_else(|| JobError::Failed("engine is stopped".into()))?;
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        tx.send(Queued { job, reply }).map_err(|_| JobError::Failed("engine is stopped".into()))?;
+        result.recv().map_err(|_| JobError::Failed("worker vanished".into()))?
+    }
+
+    /// Jobs queued and not yet picked up by a worker.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Stops taking jobs, lets queued ones finish, and joins the workers.
+    pub fn shutdown(&self) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let handles = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+}
+
+fn worker(rx: &Mutex<Receiver<Queued>>, waiting: &AtomicUsize, limits: DecodeLimits) {
+    loop {
+        let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok(Queued { job, reply }) = next else { return };
+        waiting.fetch_sub(1, Ordering::SeqCst);
+        let result = catch_unwind(AssertUnwindSafe(|| process(job, limits)))
+            .unwrap_or_else(|panic| Err(JobError::Failed(format!("inference panicked: {}", panic_message(&panic)))));
+        let _ = reply.send(result);
+    }
+}
+
+/// Decode (if needed), then predict.
+pub fn process(job: Job, limits: DecodeLimits) -> JobResult {
+    let mut timings = Timings::default();
+    let start = Instant::now();
+    let image = match job.input {
+        Input::Encoded(bytes) => decode::decode(&bytes, limits)?,
+        Input::Rgb(rgb) => rgb,
+    };
+    timings.decode = start.elapsed();
+    let detections = job
+        .model
+        .predict(&image, &job.params, &mut timings)
+        .map_err(|e| JobError::Failed(format!("{e:#}")))?;
+    Ok(Output { width: image.width, height: image.height, detections, timings })
+}
+
+/// The text of a panic payload, when it has one.
+pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}

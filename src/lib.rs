@@ -1,0 +1,12 @@
+//! yolod: YOLO object detection for ARM edge devices, serving the Ultralytics
+//! HUB inference API locally. The binary (`main.rs`) only wires these modules.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod model;
+pub mod version;
+pub mod vision;

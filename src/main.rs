@@ -1,0 +1,26 @@
+//! Entry point: parse the command line, run the chosen command, map the
+//! result to an exit code. Nothing else lives here.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use yolod::cli::{Cli, Command};
+use yolod::commands;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => commands::serve(args),
+        Command::Predict(args) => commands::predict(args),
+        Command::Models(args) => commands::models(args),
+        Command::Bench(args) => commands::bench(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("yolod: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Reading the ONNX graph before tract sees it: where to cut the YOLOv8 head
+//! so the network runs at any input size, and which precision it computes in.
+
+use tract_onnx::pb::{GraphProto, NodeProto, ModelProto};
+
+/// Where yolod takes the network's outputs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Head {
+    /// The raw per-stride head maps (box bins + class logits), before the
+    /// export's anchor decode: fully convolutional, so any size runs.
+    Raw { maps: Vec<String> },
+    /// The exported outputs as they are; the input size is fixed.
+    Exported { outputs: Vec<String> },
+}
+
+fn producer<'a>(graph: &'a GraphProto, tensor: &str) -> Option<&'a NodeProto> {
+    graph.node.iter().find(|n| n.output.iter().any(|o| o == tensor))
+}
+
+/// Finds the Detect head's box/class split: a `Split` fed by a `Concat` of
+/// `Reshape`s, whose inputs are the per-stride maps (Ultralytics exports
+/// YOLOv8 detect, segment and pose heads this way).
+pub fn find_head(model: &ModelProto) -> Head {
+    let Some(graph) = model.graph.as_ref() else {
+        return Head::Exported { outputs: vec![] };
+    };
+    let exported = Head::Exported { outputs: graph.output.iter().map(|o| o.name.clone()).collect() };
+    for split in graph.node.iter().filter(|n| n.op_type == "Split") {
+        let Some(concat) = split.input.first().and_then(|t| producer(graph, t)) else { continue };
+        if concat.op_type != "Concat" || concat.input.is_empty() {
+            continue;
+        }
+        let maps: Option<Vec<String>> = concat
+            .input
+            .iter()
+            .map(|t| {
+                let reshape = producer(graph, t).filter(|n| n.op_type == "Reshape")?;
+                reshape.input.first().cloned()
+            })
+            .collect();
+        if let Some(maps) = maps {
+            return Head::Raw { maps };
+        }
+    }
+    exported
+}
+
+/// "int8" when the graph carries quantized operators, else "fp32".
+pub fn precision(model: &ModelProto) -> &'static str {
+    const QUANTIZED: [&str; 5] =
+        ["QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "QLinearMatMul"];
+    let quantized = model
+        .graph
+        .iter()
+        .flat_map(|g| &g.node)
+        .any(|n| QUANTIZED.contains(&n.op_type.as_str()));
+    if quantized { "int8" } else { "fp32" }
+}
+
+/// Ultralytics' `metadata_props` as key/value pairs.
+pub fn metadata(model: &ModelProto) -> impl Iterator<Item = (&str, &str)> {
+    model.metadata_props.iter().map(|p| (p.key.as_str(), p.value.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
+        NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            ..Default::default()
+        }
+    }
+
+    fn model(nodes: Vec<NodeProto>) -> ModelProto {
+        let graph = GraphProto {
+            node: nodes,
+            output: vec![tract_onnx::pb::ValueInfoProto { name: "output0".into(), ..Default::default() }],
+            ..Default::default()
+        };
+        ModelProto { graph: Some(graph), ..Default::default() }
+    }
+
+    #[test]
+    fn yolov8_head_is_cut_at_the_maps_feeding_the_split() {
+        let m = model(vec![
+            node("Concat", &["box0", "cls0"], "p3"),
+            node("Concat", &["box1", "cls1"], "p4"),
+            node("Reshape", &["p3", "shape"], "r3"),
+            node("Reshape", &["p4", "shape"], "r4"),
+            node("Concat", &["r3", "r4"], "all"),
+            node("Split", &["all", "sizes"], "boxes"),
+        ]);
+        assert_eq!(find_head(&m), Head::Raw { maps: vec!["p3".into(), "p4".into()] });
+        assert_eq!(precision(&m), "fp32");
+    }
+
+    #[test]
+    fn graphs_without_the_pattern_keep_their_outputs() {
+        let m = model(vec![node("Concat", &["a", "b"], "all"), node("Split", &["all"], "x"), node("QuantizeLinear", &["x"], "output0")]);
+        assert_eq!(find_head(&m), Head::Exported { outputs: vec!["output0".into()] });
+        assert_eq!(precision(&m), "int8");
+    }
+}

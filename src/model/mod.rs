@@ -1,0 +1,259 @@
+//! The model seam: tract loads an ONNX YOLOv8, fixes its input shape,
+//! optimises a plan per input size (bounded cache) and runs it.
+//! Nothing outside this module imports tract.
+
+pub mod graph;
+pub mod meta;
+pub mod registry;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use sha2::{Digest, Sha256};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+
+use crate::vision::decode::Rgb;
+use crate::vision::detect::{self, HeadMap};
+use crate::vision::letterbox::Letterbox;
+use crate::vision::{Detection, nms};
+
+use graph::Head;
+pub use meta::Task;
+
+/// Largest stride of a YOLOv8 head; network sizes are multiples of it.
+const MAX_STRIDE: u32 = 32;
+/// Optimised plans kept per model (one per input size).
+const PLAN_CACHE: usize = 4;
+/// Objects returned per image at most, as Ultralytics' `max_det`.
+pub const MAX_DETECTIONS: usize = 300;
+
+/// What a loaded model is, for `/v1/models`, `yolod models` and the logs.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// MODEL_ID in the URL.
+    pub id: String,
+    /// Where it came from: "embedded" or a file path.
+    pub source: String,
+    pub sha256: String,
+    pub task: Task,
+    pub names: Vec<String>,
+    pub stride: u32,
+    /// The size it was exported at, used when a request names none.
+    pub input_size: u32,
+    /// Whether `size` changes the network's input (head cut), or is fixed.
+    pub any_size: bool,
+    pub precision: &'static str,
+}
+
+/// Inference arguments, already validated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Params {
+    pub size: u32,
+    pub confidence: f32,
+    pub iou: f32,
+}
+
+/// Wall time spent in each stage of one prediction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub decode: Duration,
+    pub preprocess: Duration,
+    pub inference: Duration,
+    pub postprocess: Duration,
+}
+
+type Plan = Arc<TypedRunnableModel>;
+
+/// A loaded model with its optimised plans.
+pub struct Model {
+    pub info: ModelInfo,
+    template: InferenceModel,
+    head: Head,
+    plans: Mutex<VecDeque<(u32, Plan)>>,
+}
+
+impl Model {
+    /// Parses `bytes` as a YOLOv8 ONNX model and optimises its plan for the
+    /// export size, so the first request does not pay for it.
+    pub fn load(id: &str, source: &str, bytes: &[u8]) -> Result<Model> {
+        let proto = tract_onnx::onnx()
+            .proto_model_for_read(&mut &bytes[..])
+            .with_context(|| format!("{source} is not an ONNX model"))?;
+        let names = graph::metadata(&proto)
+            .find(|(k, _)| *k == "names")
+            .and_then(|(_, v)| meta::parse_names(v))
+            .ok_or_else(|| anyhow!("{source} has no Ultralytics `names` metadata; export it with Ultralytics' `yolo export format=onnx`"))?;
+        let stride = graph::metadata(&proto)
+            .find(|(k, _)| *k == "stride")
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .unwrap_or(MAX_STRIDE);
+        let kpt_shape = graph::metadata(&proto).find(|(k, _)| *k == "kpt_shape").and_then(|(_, v)| meta::parse_kpt_shape(v));
+        let declared_task = graph::metadata(&proto).find(|(k, _)| *k == "task").and_then(|(_, v)| Task::parse(v));
+        let head = graph::find_head(&proto);
+        let precision = graph::precision(&proto);
+        let template = tract_onnx::onnx()
+            .model_for_proto_model(&proto)
+            .with_context(|| format!("tract cannot read {source}"))?;
+        let input_size = export_size(&template).with_context(|| format!("reading the input of {source}"))?;
+        let outputs = template.output_outlets()?.len();
+        let channels = template
+            .output_outlets()?
+            .first()
+            .and_then(|o| template.outlet_fact(*o).ok())
+            .and_then(|f| f.shape.dims().nth(1).and_then(|d| d.concretize()).and_then(|d| d.as_i64().map(|v| v as usize)));
+        let task = declared_task
+            .or_else(|| channels.and_then(|c| meta::task_from_shape(c, names.len(), outputs, kpt_shape.map(|(k, d)| k * d))))
+            .unwrap_or(Task::Detect);
+        if task != Task::Detect {
+            bail!("{source} is a {} model; this build of yolod serves detect models only", task.as_str());
+        }
+        let info = ModelInfo {
+            id: id.to_string(),
+            source: source.to_string(),
+            sha256: hex(&Sha256::digest(bytes)),
+            task,
+            names,
+            stride,
+            input_size,
+            any_size: matches!(head, Head::Raw { .. }),
+            precision,
+        };
+        let model = Model { info, template, head, plans: Mutex::new(VecDeque::new()) };
+        model.plan(input_size).with_context(|| format!("optimising {source} for {input_size}x{input_size}"))?;
+        Ok(model)
+    }
+
+    /// The network input size a request for `size` runs at: rounded up to a
+    /// multiple of the stride, or the fixed export size.
+    pub fn network_size(&self, size: u32) -> u32 {
+        if self.info.any_size { size.div_ceil(MAX_STRIDE).max(1) * MAX_STRIDE } else { self.info.input_size }
+    }
+
+    /// The optimised plan for `size`, built on first use and kept (LRU).
+    fn plan(&self, size: u32) -> Result<Plan> {
+        {
+            let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(pos) = plans.iter().position(|(s, _)| *s == size) {
+                let entry = plans.remove(pos).expect("position is in range");
+                let plan = entry.1.clone();
+                plans.push_front(entry);
+                return Ok(plan);
+            }
+        }
+        let plan = self.build_plan(size)?;
+        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
+        plans.push_front((size, plan.clone()));
+        plans.truncate(PLAN_CACHE);
+        Ok(plan)
+    }
+
+    fn build_plan(&self, size: u32) -> Result<Plan> {
+        let mut model = self.template.clone();
+        if let Head::Raw { maps } = &self.head {
+            let outlets = maps
+                .iter()
+                .map(|label| model.find_outlet_label(label).ok_or_else(|| anyhow!("head map {label} not found")))
+                .collect::<Result<Vec<_>>>()?;
+            model.select_output_outlets(&outlets)?;
+            model = model.into_compact()?;
+        }
+        let s = size as usize;
+        model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), tvec![1, 3, s, s]))?;
+        Ok(model.into_optimized()?.into_runnable()?)
+    }
+
+    /// Runs the model on an upright RGB image: letterbox, inference, decode,
+    /// NMS. Boxes come back in the image's pixels, best first.
+    pub fn predict(&self, image: &Rgb, params: &Params, timings: &mut Timings) -> Result<Vec<Detection>> {
+        let start = Instant::now();
+        let prepared = self.prepare(image, params.size)?;
+        timings.preprocess = start.elapsed();
+        let start = Instant::now();
+        let outputs = self.infer(&prepared)?;
+        timings.inference = start.elapsed();
+        let start = Instant::now();
+        let detections = self.postprocess(&prepared, &outputs, params)?;
+        timings.postprocess = start.elapsed();
+        Ok(detections)
+    }
+
+    /// Letterboxes `image` into the input tensor for `size` (and fetches its plan).
+    pub fn prepare(&self, image: &Rgb, size: u32) -> Result<Prepared> {
+        let size = self.network_size(size);
+        let plan = self.plan(size)?;
+        let letterbox = Letterbox::new(image.width, image.height, size, size);
+        let s = size as usize;
+        let mut input = vec![0f32; 3 * s * s];
+        letterbox.fill(&image.data, &mut input);
+        let input: Tensor = tract_ndarray::Array4::from_shape_vec((1, 3, s, s), input)?.into();
+        Ok(Prepared { input: input.into_arc_tensor(), letterbox, plan })
+    }
+
+    /// Runs the network; nothing else.
+    pub fn infer(&self, prepared: &Prepared) -> Result<Outputs> {
+        Ok(Outputs(prepared.plan.run(tvec![TValue::from_const(prepared.input.clone())])?))
+    }
+
+    /// Decodes the network's outputs into detections in source-image pixels.
+    pub fn postprocess(&self, prepared: &Prepared, outputs: &Outputs, params: &Params) -> Result<Vec<Detection>> {
+        let outputs = &outputs.0;
+        let classes = self.info.names.len();
+        let size = prepared.letterbox.dst_w;
+        let candidates = match &self.head {
+            Head::Raw { .. } => {
+                let maps = outputs
+                    .iter()
+                    .map(|t| {
+                        let shape = t.shape();
+                        ensure!(shape.len() == 4 && shape[1] == 4 * detect::REG_MAX + classes, "unexpected head map shape {shape:?}");
+                        let stride = size as f32 / shape[3] as f32;
+                        Ok(HeadMap { data: t.try_as_plain_ram()?.as_slice::<f32>()?, h: shape[2], w: shape[3], stride })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                detect::decode_head(&maps, classes, params.confidence)
+            }
+            Head::Exported { .. } => {
+                let out = &outputs[0];
+                let shape = out.shape();
+                ensure!(shape.len() == 3 && shape[1] >= 4 + classes, "unexpected output0 shape {shape:?}");
+                detect::decode_exported(out.try_as_plain_ram()?.as_slice::<f32>()?, shape[2], classes, params.confidence)
+            }
+        };
+        let mut kept = nms::nms(candidates, params.iou, MAX_DETECTIONS);
+        for det in &mut kept {
+            det.bbox = prepared.letterbox.unmap(det.bbox);
+        }
+        Ok(kept)
+    }
+}
+
+/// A letterboxed input, ready to run.
+pub struct Prepared {
+    input: Arc<Tensor>,
+    pub letterbox: Letterbox,
+    plan: Plan,
+}
+
+/// The network's raw outputs.
+pub struct Outputs(TVec<TValue>);
+
+/// The square input size the ONNX file declares (e.g. 640), or 640 when dynamic.
+fn export_size(model: &InferenceModel) -> Result<u32> {
+    let input = model.input_outlets()?.first().copied().ok_or_else(|| anyhow!("the model has no input"))?;
+    let fact = model.outlet_fact(input)?;
+    let dims: Vec<Option<usize>> =
+        fact.shape.dims().map(|d| d.concretize().and_then(|d| d.as_i64().map(|v| v as usize))).collect();
+    match dims.as_slice() {
+        [_, Some(3) | None, Some(h), Some(w)] if h == w => Ok(*h as u32),
+        [_, Some(3) | None, Some(h), Some(w)] => bail!("non-square input {h}x{w} is not supported"),
+        [_, Some(3) | None, _, _] => Ok(640),
+        _ => bail!("expected an NCHW RGB input, found {dims:?}"),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

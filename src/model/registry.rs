@@ -1,0 +1,120 @@
+//! The set of models a process serves: the embedded default plus any files
+//! named on the command line or found in the models directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+
+use super::Model;
+
+/// The COCO YOLOv8n compiled into the binary (see models/README.md).
+pub const EMBEDDED_ID: &str = "yolov8n";
+pub const EMBEDDED_BYTES: &[u8] = include_bytes!("../../models/yolov8n.onnx");
+
+/// Loaded models by id; the first is the default for `POST /v1/predict`.
+pub struct Registry {
+    models: Vec<Arc<Model>>,
+}
+
+/// Where to find models.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Individual files, served under their file stem.
+    pub files: Vec<PathBuf>,
+    /// A directory whose `*.onnx` files are all served.
+    pub dir: Option<PathBuf>,
+    /// Serve this id (of the files above, or the embedded one) as the default.
+    pub default: Option<String>,
+}
+
+impl Registry {
+    /// Loads and optimises every model, in parallel; any failure names its file.
+    pub fn load(sources: &Sources) -> Result<Registry> {
+        let mut files = sources.files.clone();
+        if let Some(dir) = &sources.dir {
+            files.extend(onnx_files(dir)?);
+        }
+        let mut ids: Vec<String> = vec![EMBEDDED_ID.to_string()];
+        for file in &files {
+            let id = model_id(file)?;
+            if ids.contains(&id) {
+                bail!("two models are named {id:?} (model ids are file stems); rename {}", file.display());
+            }
+            ids.push(id);
+        }
+        let loaded: Vec<Result<Model>> = std::thread::scope(|scope| {
+            let embedded = scope.spawn(|| Model::load(EMBEDDED_ID, "embedded yolov8n.onnx", EMBEDDED_BYTES));
+            let others: Vec<_> = files
+                .iter()
+                .zip(&ids[1..])
+                .map(|(file, id)| scope.spawn(move || load_file(id, file)))
+                .collect();
+            std::iter::once(embedded).chain(others).map(|h| h.join().expect("model loader panicked")).collect()
+        });
+        let mut models = loaded.into_iter().map(|m| m.map(Arc::new)).collect::<Result<Vec<_>>>()?;
+        if let Some(default) = &sources.default {
+            let Some(pos) = models.iter().position(|m| &m.info.id == default) else {
+                bail!("default model {default:?} is not loaded (loaded: {})", ids.join(", "));
+            };
+            let chosen = models.remove(pos);
+            models.insert(0, chosen);
+        }
+        Ok(Registry { models })
+    }
+
+    /// A registry holding exactly these models (tests, benchmarks).
+    pub fn from_models(models: Vec<Arc<Model>>) -> Registry {
+        assert!(!models.is_empty(), "a registry needs at least one model");
+        Registry { models }
+    }
+
+    pub fn default_model(&self) -> &Arc<Model> {
+        &self.models[0]
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Model>> {
+        self.models.iter().find(|m| m.info.id == id)
+    }
+
+    pub fn all(&self) -> &[Arc<Model>] {
+        &self.models
+    }
+}
+
+/// Loads one model file under `id`; errors name the file.
+pub fn load_file(id: &str, file: &Path) -> Result<Model> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading model {}", file.display()))?;
+    Model::load(id, &file.display().to_string(), &bytes).with_context(|| format!("loading model {}", file.display()))
+}
+
+/// The MODEL_ID of a file: its stem, restricted to URL-safe characters.
+pub fn model_id(file: &Path) -> Result<String> {
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    if stem.is_empty() || !stem.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        bail!("model file name {} must be made of letters, digits, '-', '_' or '.' (it becomes the MODEL_ID in URLs)", file.display());
+    }
+    Ok(stem.to_string())
+}
+
+fn onnx_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading models directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_ids_are_url_safe_file_stems() {
+        assert_eq!(model_id(Path::new("/m/yolov8s-int8.onnx")).unwrap(), "yolov8s-int8");
+        assert!(model_id(Path::new("/m/my model.onnx")).is_err());
+        assert!(model_id(Path::new("/m/%2e%2e.onnx")).is_err());
+    }
+}

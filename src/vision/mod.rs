@@ -1,0 +1,61 @@
+//! The pure numeric core: image in, tensor out; tensor in, detections out.
+//! Nothing here touches a device, a socket or the clock.
+
+pub mod decode;
+pub mod detect;
+pub mod letterbox;
+pub mod nms;
+
+/// An axis-aligned box in pixel coordinates, corners `(x1, y1)` and `(x2, y2)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BBox {
+    pub x1: f32,
+    pub y1: f32,
+    pub x2: f32,
+    pub y2: f32,
+}
+
+impl BBox {
+    pub fn area(&self) -> f32 {
+        (self.x2 - self.x1).max(0.0) * (self.y2 - self.y1).max(0.0)
+    }
+
+    /// Intersection over union; 0 for two empty boxes.
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let w = (self.x2.min(other.x2) - self.x1.max(other.x1)).max(0.0);
+        let h = (self.y2.min(other.y2) - self.y1.max(other.y1)).max(0.0);
+        let inter = w * h;
+        let union = self.area() + other.area() - inter;
+        if union > 0.0 { inter / union } else { 0.0 }
+    }
+}
+
+/// One detected object: a class index, its score and its box.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub class: usize,
+    pub confidence: f32,
+    pub bbox: BBox,
+    /// Index of the anchor (grid cell) it came from, to fetch mask or keypoint data.
+    pub anchor: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iou_of_identical_boxes_is_one_and_of_disjoint_is_zero() {
+        let a = BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 };
+        let b = BBox { x1: 20.0, y1: 20.0, x2: 30.0, y2: 30.0 };
+        assert_eq!(a.iou(&a), 1.0);
+        assert_eq!(a.iou(&b), 0.0);
+    }
+
+    #[test]
+    fn iou_of_half_overlap() {
+        let a = BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 };
+        let b = BBox { x1: 5.0, y1: 0.0, x2: 15.0, y2: 10.0 };
+        assert!((a.iou(&b) - 50.0 / 150.0).abs() < 1e-6);
+    }
+}
