@@ -123,14 +123,12 @@ fn respond(state: &State, mut request: tiny_http::Request) {
     let body_len = request.body_length();
     let path = url.split('?').next().unwrap_or("");
     let route = routes::route_label(path);
-    let reply = catch_unwind(AssertUnwindSafe(|| {
+    let reply = guarded(&format!("{method} {path}"), || {
         routes::handle(state, Incoming { method: &method, url: &url, header: &header, body_len, body: request.as_reader() })
-    }))
-    .unwrap_or_else(|panic| {
-        eprintln!("yolod: handler panicked on {method} {path}: {}", panic_message(&panic));
-        state.metrics.error("internal");
-        Reply::error(&ApiError::Internal(String::new()))
     });
+    if reply.status == 500 {
+        state.metrics.error("internal");
+    }
     state.metrics.request(route, reply.status);
     let head_only = method == "HEAD";
     let body = if head_only { Vec::new() } else { reply.body };
@@ -148,6 +146,32 @@ fn respond(state: &State, mut request: tiny_http::Request) {
     state.in_flight.fetch_sub(1, Ordering::SeqCst);
 }
 
+/// Runs a handler; a panic becomes a 500 JSON answer (logged with `context`)
+/// and the calling thread lives on to serve the next request.
+pub fn guarded(context: &str, handler: impl FnOnce() -> Reply) -> Reply {
+    catch_unwind(AssertUnwindSafe(handler)).unwrap_or_else(|panic| {
+        eprintln!("yolod: handler panicked on {context}: {}", panic_message(&panic));
+        Reply::error(&ApiError::Internal(String::new()))
+    })
+}
+
 fn header_of(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header names and values are ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_handler_becomes_a_500_json_answer() {
+        let reply = guarded("test", || panic!("boom"));
+        assert_eq!(reply.status, 500);
+        assert_eq!(reply.content_type, "application/json");
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["success"], false);
+        assert!(body["message"].as_str().unwrap().starts_with("Internal error"));
+        let fine = guarded("test", || Reply::json(200, &serde_json::json!({})));
+        assert_eq!(fine.status, 200);
+    }
 }
