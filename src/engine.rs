@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::model::{Model, Params, Timings};
 use crate::vision::Detection;
@@ -60,6 +60,8 @@ pub struct Engine {
     tx: Mutex<Option<SyncSender<Queued>>>,
     waiting: Arc<AtomicUsize>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    /// Per worker, when its current job started (None when idle).
+    busy_since: Arc<Vec<Mutex<Option<Instant>>>>,
 }
 
 impl Engine {
@@ -68,17 +70,18 @@ impl Engine {
         let (tx, rx) = mpsc::sync_channel::<Queued>(queue);
         let rx = Arc::new(Mutex::new(rx));
         let waiting = Arc::new(AtomicUsize::new(0));
-        let handles = (0..workers.max(1))
+        let workers = workers.max(1);
+        let busy_since: Arc<Vec<Mutex<Option<Instant>>>> = Arc::new((0..workers).map(|_| Mutex::new(None)).collect());
+        let handles = (0..workers)
             .map(|i| {
-                let rx = rx.clone();
-                let waiting = waiting.clone();
+                let (rx, waiting, busy_since) = (rx.clone(), waiting.clone(), busy_since.clone());
                 std::thread::Builder::new()
                     .name(format!("infer-{i}"))
-                    .spawn(move || worker(&rx, &waiting, limits))
+                    .spawn(move || worker(&rx, &waiting, &busy_since[i], limits))
                     .expect("spawning an inference worker")
             })
             .collect();
-        Engine { tx: Mutex::new(Some(tx)), waiting, workers: Mutex::new(handles) }
+        Engine { tx: Mutex::new(Some(tx)), waiting, workers: Mutex::new(handles), busy_since }
     }
 
     /// Queues `job`; the receiver yields its result. `Busy` when the queue is full or closed.
@@ -111,6 +114,14 @@ impl Engine {
         self.waiting.load(Ordering::SeqCst)
     }
 
+    /// Whether some worker has been on one job for longer than `limit`
+    /// (stuck): the watchdog stops vouching for the process then.
+    pub fn stalled(&self, limit: Duration) -> bool {
+        self.busy_since
+            .iter()
+            .any(|b| b.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|since| since.elapsed() > limit))
+    }
+
     /// Stops taking jobs, lets queued ones finish, and joins the workers.
     pub fn shutdown(&self) {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -121,13 +132,15 @@ impl Engine {
     }
 }
 
-fn worker(rx: &Mutex<Receiver<Queued>>, waiting: &AtomicUsize, limits: DecodeLimits) {
+fn worker(rx: &Mutex<Receiver<Queued>>, waiting: &AtomicUsize, busy_since: &Mutex<Option<Instant>>, limits: DecodeLimits) {
     loop {
         let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(Queued { job, reply }) = next else { return };
         waiting.fetch_sub(1, Ordering::SeqCst);
+        *busy_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let result = catch_unwind(AssertUnwindSafe(|| process(job, limits)))
             .unwrap_or_else(|panic| Err(JobError::Failed(format!("inference panicked: {}", panic_message(&panic)))));
+        *busy_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let _ = reply.send(result);
     }
 }

@@ -1,6 +1,6 @@
 //! yolod: YOLO object detection for ARM edge devices, serving the Ultralytics
 //! HUB inference API locally. The binary (`main.rs`) only wires these modules.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod api;
 pub mod cli;
@@ -8,5 +8,6 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod model;
+pub mod service;
 pub mod version;
 pub mod vision;

@@ -72,7 +72,21 @@ pub struct ModelEntry<'a> {
     pub precision: &'a str,
     pub source: &'a str,
     pub sha256: &'a str,
-    pub classes: serde_json::Map<String, serde_json::Value>,
+    pub classes: Classes<'a>,
+}
+
+/// Class names as `{"0": "person", ...}`, in class order.
+pub struct Classes<'a>(pub &'a [String]);
+
+impl Serialize for Classes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (i, name) in self.0.iter().enumerate() {
+            map.serialize_entry(&i.to_string(), name)?;
+        }
+        map.end()
+    }
 }
 
 impl<'a> ModelEntry<'a> {
@@ -86,7 +100,7 @@ impl<'a> ModelEntry<'a> {
             precision: info.precision,
             source: &info.source,
             sha256: &info.sha256,
-            classes: info.names.iter().enumerate().map(|(i, n)| (i.to_string(), n.clone().into())).collect(),
+            classes: Classes(&info.names),
         }
     }
 }
@@ -121,6 +135,14 @@ mod tests {
         let objs = objects(&[det], &names, true, 100, 50);
         let b = &objs[0].bbox;
         assert_eq!((b.x1, b.y1, b.x2, b.y2), (0.1, 0.1, 1.0, 1.0));
+    }
+
+    #[test]
+    fn classes_serialize_in_class_order() {
+        let names: Vec<String> = (0..12).map(|i| format!("c{i}")).collect();
+        let json = String::from_utf8(to_vec(&Classes(&names))).unwrap();
+        assert!(json.starts_with(r#"{"0":"c0","1":"c1","2":"c2""#), "{json}");
+        assert!(json.ends_with(r#""10":"c10","11":"c11"}"#), "{json}");
     }
 
     #[test]

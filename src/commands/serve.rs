@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 use std::sync::{Arc, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 
@@ -12,6 +12,32 @@ use crate::cli::ServeArgs;
 use crate::config::ServeConfig;
 use crate::engine::Engine;
 use crate::model::registry::Registry;
+use crate::service::{self, Notifier};
+
+/// A worker on one job longer than this is stuck: the watchdog stops pinging.
+const STUCK_JOB: Duration = Duration::from_secs(60);
+
+/// Blocks until SIGTERM/SIGINT. Meanwhile, with a systemd watchdog, pings
+/// `WATCHDOG=1` at half its period, but only while no inference worker is
+/// stuck — so a wedged process is restarted instead of kept alive.
+fn wait_for_stop(stop: &mpsc::Receiver<()>, notifier: &Notifier, state: &State) {
+    let Some(period) = service::watchdog_interval() else {
+        let _ = stop.recv();
+        return;
+    };
+    loop {
+        match stop.recv_timeout(period) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if state.engine.stalled(STUCK_JOB) {
+                    eprintln!("yolod: an inference worker is stuck; not pinging the watchdog");
+                } else {
+                    notifier.notify("WATCHDOG=1");
+                }
+            }
+            _ => return,
+        }
+    }
+}
 
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let started = Instant::now();
@@ -33,10 +59,21 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             info.source
         );
     }
+    // Taken before any worker thread starts: it edits the environment.
+    let activated = service::activated_listener();
+    let (listener, address) = match activated {
+        Some(socket) => {
+            let address = socket.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "the systemd socket".into());
+            (tiny_http::Server::from_listener(socket, None).map_err(|e| anyhow!("{e}"))?, address)
+        }
+        None => {
+            let server = tiny_http::Server::http(config.listen)
+                .map_err(|e| anyhow!("{e}"))
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            (server, config.listen.to_string())
+        }
+    };
     let engine = Engine::start(config.workers, config.queue, config.decode);
-    let listener = tiny_http::Server::http(config.listen)
-        .map_err(|e| anyhow!("{e}"))
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let (stop_tx, stop_rx) = mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = stop_tx.send(());
@@ -45,17 +82,20 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     if config.open_to_network {
         eprintln!("yolod: WARNING: --no-auth on {}: anyone who can reach this address can use the API", config.listen);
     }
+    let models: Vec<String> = registry.all().iter().map(|m| m.info.id.clone()).collect();
     let state = Arc::new(State::new(registry, engine, config.http.clone()));
-    let running = server::start(listener, state);
+    let running = server::start(listener, state.clone());
     eprintln!(
-        "yolod: ready on http://{} in {} ms ({} workers, queue {}, auth {})",
-        config.listen,
+        "yolod: ready on http://{address} in {} ms ({} workers, queue {}, auth {})",
         started.elapsed().as_millis(),
         config.workers,
         config.queue,
         if config.http.keys.is_empty() { "off" } else { "on" }
     );
-    let _ = stop_rx.recv();
+    let notifier = Notifier::from_env();
+    notifier.notify(&format!("READY=1\nSTATUS=serving {} on http://{address}", models.join(", ")));
+    wait_for_stop(&stop_rx, &notifier, &state);
+    notifier.notify(&format!("STOPPING=1\nSTATUS=stopping: finishing in-flight requests (up to {:?})", config.shutdown_timeout));
     eprintln!("yolod: stopping: finishing in-flight requests (up to {:?})", config.shutdown_timeout);
     let left = running.shutdown(config.shutdown_timeout);
     if left > 0 {

@@ -1,11 +1,9 @@
 //! The HTTP contract of ../shared/API.md, checked against the real binary on
 //! a free port: routes, statuses, messages, bodies, aliases, auth, limits.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 fn png_of(jpeg: &[u8]) -> Vec<u8> {
     let img = image::load_from_memory(jpeg).unwrap().thumbnail(320, 320);

@@ -1,0 +1,6 @@
+//! One integration test binary: the real `yolod` started on a free port
+//! (see `support`), checked from the outside.
+
+mod api;
+mod service;
+mod support;
