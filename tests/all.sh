@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests on the static x86_64
 # build, then the same binary's aarch64 twin under qemu, compared.
-# Needs: musl-tools gcc-aarch64-linux-gnu qemu-user-static (apt) and
-# rustup targets x86_64-unknown-linux-musl aarch64-unknown-linux-musl;
+# Needs: musl-tools gcc-aarch64-linux-gnu qemu-user-static systemd (apt),
+# cargo-deb (cargo install), and rustup targets x86_64-unknown-linux-musl aarch64-unknown-linux-musl;
 # .ci/run installs them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +11,14 @@ step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
 step "unit + integration tests, static x86_64 release build"
 cargo test --release --target x86_64-unknown-linux-musl
 
-step "static aarch64 release build"
-cargo build --release --target aarch64-unknown-linux-musl
+step "systemd unit: verify and security exposure"
+tests/e2e/systemd.sh
+
+step "amd64 .deb from the same build"
+tests/e2e/package.sh x86_64-unknown-linux-musl
+
+step "static aarch64 build (dist profile: what ships)"
+cargo build --profile dist --target aarch64-unknown-linux-musl
 
 step "aarch64 under qemu gives the x86_64 detections"
 tests/e2e/aarch64.sh

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 x86=target/x86_64-unknown-linux-musl/release/yolod
-arm=target/aarch64-unknown-linux-musl/release/yolod
+arm=target/aarch64-unknown-linux-musl/dist/yolod
 qemu=${QEMU_AARCH64:-qemu-aarch64-static}
 images=(tests/fixtures/images/bus.jpg tests/fixtures/images/zidane.jpg)
 out=$(mktemp -d)

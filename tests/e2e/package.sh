@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The amd64 .deb from the static build: right files in the right places,
+# and the packaged binary runs (extracted into a scratch root).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+target=${1:-x86_64-unknown-linux-musl}
+cargo deb --target "$target" --no-build --no-strip >/dev/null
+deb=$(ls -t target/"$target"/debian/yolod_*.deb | head -1)
+echo "package: $deb ($(du -h "$deb" | cut -f1))"
+contents=$(dpkg-deb -c "$deb")
+for path in ./usr/bin/yolod ./lib/systemd/system/yolod.service ./lib/systemd/system/yolod.socket \
+            ./etc/default/yolod ./usr/share/yolod/models/yolov8n.onnx ./usr/share/doc/yolod/README.md \
+            ./usr/share/doc/yolod/copyright ./usr/share/doc/yolod/models.md; do
+    grep -q " $path\$" <<<"$contents" || { echo "missing $path in $deb:"; echo "$contents"; exit 1; }
+done
+dpkg-deb -f "$deb" Package Version Architecture Depends
+dpkg-deb -I "$deb" | grep -q postinst || { echo "no postinst"; exit 1; }
+grep -q '^/etc/default/yolod$' <(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles) || { echo "/etc/default/yolod is not a conffile"; exit 1; }
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+dpkg-deb -x "$deb" "$root"
+"$root/usr/bin/yolod" --version
+"$root/usr/bin/yolod" predict tests/fixtures/images/zidane.jpg | grep -q '"name":"person"'
+echo "package OK"
