@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::model::{Model, Params, Timings};
-use crate::vision::Detection;
+use crate::vision::Object;
 use crate::vision::decode::{self, DecodeError, DecodeLimits, Rgb};
 
 /// What to run the model on.
@@ -31,7 +31,7 @@ pub struct Job {
 pub struct Output {
     pub width: u32,
     pub height: u32,
-    pub detections: Vec<Detection>,
+    pub objects: Vec<Object>,
     pub timings: Timings,
 }
 
@@ -154,11 +154,11 @@ pub fn process(job: Job, limits: DecodeLimits) -> JobResult {
         Input::Rgb(rgb) => rgb,
     };
     timings.decode = start.elapsed();
-    let detections = job
+    let objects = job
         .model
         .predict(&image, &job.params, &mut timings)
         .map_err(|e| JobError::Failed(format!("{e:#}")))?;
-    Ok(Output { width: image.width, height: image.height, detections, timings })
+    Ok(Output { width: image.width, height: image.height, objects, timings })
 }
 
 /// The text of a panic payload, when it has one.

@@ -157,7 +157,7 @@ fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Resul
             JobError::Failed(detail) => ApiError::Internal(detail),
         })?;
     let json_start = Instant::now();
-    let objects = wire::objects(&output.detections, &model.info.names, args.normalize, output.width, output.height);
+    let objects = wire::objects(&output.objects, &model.info.names, args.normalize, output.width, output.height);
     let mut reply = Reply::json(200, &Envelope { success: true, message: "Inference complete.", data: objects });
     let t = output.timings;
     let total = started.elapsed();

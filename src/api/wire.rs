@@ -6,7 +6,7 @@ use std::io;
 use serde::Serialize;
 
 use crate::model::ModelInfo;
-use crate::vision::Detection;
+use crate::vision::Object as Found;
 
 /// `{"success", "message", "data"}`, the envelope of every API answer.
 #[derive(Serialize)]
@@ -27,6 +27,25 @@ pub struct Object<'a> {
     pub confidence: f64,
     #[serde(rename = "box")]
     pub bbox: Box4,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments: Option<Segments>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keypoints: Option<Keypoints>,
+}
+
+/// The outline polygon of a mask, same coordinate space as `box`.
+#[derive(Serialize)]
+pub struct Segments {
+    pub x: Vec<f64>,
+    pub y: Vec<f64>,
+}
+
+/// One entry per keypoint; `visible` is the keypoint's score, 0-1.
+#[derive(Serialize)]
+pub struct Keypoints {
+    pub x: Vec<f64>,
+    pub y: Vec<f64>,
+    pub visible: Vec<f64>,
 }
 
 #[derive(Serialize)]
@@ -44,19 +63,34 @@ fn round5(v: f32) -> f64 {
 
 /// Detections as wire objects; with `normalize`, coordinates become
 /// fractions of the image's width and height.
-pub fn objects<'a>(dets: &[Detection], names: &'a [String], normalize: bool, width: u32, height: u32) -> Vec<Object<'a>> {
+pub fn objects<'a>(found: &[Found], names: &'a [String], normalize: bool, width: u32, height: u32) -> Vec<Object<'a>> {
     let (sx, sy) = if normalize { (1.0 / width as f32, 1.0 / height as f32) } else { (1.0, 1.0) };
-    dets.iter()
-        .map(|d| Object {
-            name: names.get(d.class).map(String::as_str).unwrap_or("unknown"),
-            class: d.class,
-            confidence: round5(d.confidence),
-            bbox: Box4 {
-                x1: round5(d.bbox.x1 * sx),
-                y1: round5(d.bbox.y1 * sy),
-                x2: round5(d.bbox.x2 * sx),
-                y2: round5(d.bbox.y2 * sy),
-            },
+    let xs = |v: &[f32]| v.iter().map(|x| round5(x * sx)).collect();
+    let ys = |v: &[f32]| v.iter().map(|y| round5(y * sy)).collect();
+    found
+        .iter()
+        .map(|o| {
+            let d = &o.detection;
+            Object {
+                name: names.get(d.class).map(String::as_str).unwrap_or("unknown"),
+                class: d.class,
+                confidence: round5(d.confidence),
+                bbox: Box4 {
+                    x1: round5(d.bbox.x1 * sx),
+                    y1: round5(d.bbox.y1 * sy),
+                    x2: round5(d.bbox.x2 * sx),
+                    y2: round5(d.bbox.y2 * sy),
+                },
+                segments: o.segments.as_ref().map(|poly| {
+                    let (x, y): (Vec<f32>, Vec<f32>) = poly.iter().copied().unzip();
+                    Segments { x: xs(&x), y: ys(&y) }
+                }),
+                keypoints: o.keypoints.as_ref().map(|k| Keypoints {
+                    x: xs(&k.x),
+                    y: ys(&k.y),
+                    visible: k.visible.iter().map(|v| round5(*v)).collect(),
+                }),
+            }
         })
         .collect()
 }
@@ -118,13 +152,13 @@ pub fn to_vec<T: Serialize>(value: &T) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vision::BBox;
+    use crate::vision::{BBox, Detection};
 
     #[test]
     fn objects_keep_the_hub_field_order_and_round() {
         let names = vec!["person".to_string()];
         let det = Detection { class: 0, confidence: 0.876543, bbox: BBox { x1: 1.0, y1: 2.0, x2: 30.5, y2: 40.25 }, anchor: 0 };
-        let json = String::from_utf8(to_vec(&objects(&[det], &names, false, 100, 50))).unwrap();
+        let json = String::from_utf8(to_vec(&objects(&[Found::new(det.clone(), det.bbox)], &names, false, 100, 50))).unwrap();
         assert_eq!(json, r#"[{"name":"person","class":0,"confidence":0.87654,"box":{"x1":1.0,"y1":2.0,"x2":30.5,"y2":40.25}}]"#);
     }
 
@@ -132,9 +166,14 @@ mod tests {
     fn normalize_divides_by_width_and_height() {
         let names = vec!["a".to_string()];
         let det = Detection { class: 0, confidence: 0.5, bbox: BBox { x1: 10.0, y1: 5.0, x2: 100.0, y2: 50.0 }, anchor: 0 };
-        let objs = objects(&[det], &names, true, 100, 50);
+        let mut found = Found::new(det.clone(), det.bbox);
+        found.segments = Some(vec![(50.0, 25.0)]);
+        found.keypoints = Some(crate::vision::pose::Keypoints { x: vec![20.0], y: vec![10.0], visible: vec![0.5] });
+        let objs = objects(&[found], &names, true, 100, 50);
         let b = &objs[0].bbox;
         assert_eq!((b.x1, b.y1, b.x2, b.y2), (0.1, 0.1, 1.0, 1.0));
+        let json = String::from_utf8(to_vec(&objs[0])).unwrap();
+        assert!(json.ends_with(r#""segments":{"x":[0.5],"y":[0.5]},"keypoints":{"x":[0.2],"y":[0.2],"visible":[0.5]}}"#), "{json}");
     }
 
     #[test]

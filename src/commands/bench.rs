@@ -48,10 +48,10 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             let outputs = model.infer(&prepared)?;
             t[2] = s.elapsed();
             let s = Instant::now();
-            let detections = model.postprocess(&prepared, &outputs, &params)?;
+            let objects = model.postprocess(&prepared, &outputs, &params)?;
             t[3] = s.elapsed();
             let s = Instant::now();
-            let objects = wire::objects(&detections, &model.info.names, false, image.width, image.height);
+            let objects = wire::objects(&objects, &model.info.names, false, image.width, image.height);
             std::hint::black_box(wire::to_vec(&objects));
             t[4] = s.elapsed();
         }

@@ -51,7 +51,7 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
             });
         match result {
             Ok(out) => {
-                let data = wire::objects(&out.detections, &model.info.names, args.normalize, out.width, out.height);
+                let data = wire::objects(&out.objects, &model.info.names, args.normalize, out.width, out.height);
                 wire::write(&mut stdout, &Envelope { success: true, message: "Inference complete.", data })?;
             }
             Err(message) => {

@@ -8,7 +8,9 @@ use tract_onnx::pb::{GraphProto, NodeProto, ModelProto};
 pub enum Head {
     /// The raw per-stride head maps (box bins + class logits), before the
     /// export's anchor decode: fully convolutional, so any size runs.
-    Raw { maps: Vec<String> },
+    /// `extra` are the per-stride mask-coefficient (segment) or keypoint
+    /// (pose) maps, `protos` the segmentation prototypes.
+    Raw { maps: Vec<String>, extra: Vec<String>, protos: Option<String> },
     /// The exported outputs as they are; the input size is fixed.
     Exported { outputs: Vec<String> },
 }
@@ -17,9 +19,23 @@ fn producer<'a>(graph: &'a GraphProto, tensor: &str) -> Option<&'a NodeProto> {
     graph.node.iter().find(|n| n.output.iter().any(|o| o == tensor))
 }
 
+/// The inputs of the `Reshape`s a `Concat` joins, when it joins only reshapes.
+fn reshaped_inputs(graph: &GraphProto, concat: &NodeProto) -> Option<Vec<String>> {
+    if concat.op_type != "Concat" || concat.input.is_empty() {
+        return None;
+    }
+    concat
+        .input
+        .iter()
+        .map(|t| producer(graph, t).filter(|n| n.op_type == "Reshape")?.input.first().cloned())
+        .collect()
+}
+
 /// Finds the Detect head's box/class split: a `Split` fed by a `Concat` of
 /// `Reshape`s, whose inputs are the per-stride maps (Ultralytics exports
-/// YOLOv8 detect, segment and pose heads this way).
+/// YOLOv8 detect, segment and pose heads this way). Segment and pose heads
+/// have a second `Concat` of as many `Reshape`s (mask coefficients or raw
+/// keypoints); a segment export's second output is the prototypes.
 pub fn find_head(model: &ModelProto) -> Head {
     let Some(graph) = model.graph.as_ref() else {
         return Head::Exported { outputs: vec![] };
@@ -27,20 +43,16 @@ pub fn find_head(model: &ModelProto) -> Head {
     let exported = Head::Exported { outputs: graph.output.iter().map(|o| o.name.clone()).collect() };
     for split in graph.node.iter().filter(|n| n.op_type == "Split") {
         let Some(concat) = split.input.first().and_then(|t| producer(graph, t)) else { continue };
-        if concat.op_type != "Concat" || concat.input.is_empty() {
-            continue;
-        }
-        let maps: Option<Vec<String>> = concat
-            .input
+        let Some(maps) = reshaped_inputs(graph, concat) else { continue };
+        let extra = graph
+            .node
             .iter()
-            .map(|t| {
-                let reshape = producer(graph, t).filter(|n| n.op_type == "Reshape")?;
-                reshape.input.first().cloned()
-            })
-            .collect();
-        if let Some(maps) = maps {
-            return Head::Raw { maps };
-        }
+            .filter(|n| !std::ptr::eq(*n, concat))
+            .filter_map(|n| reshaped_inputs(graph, n))
+            .find(|e| e.len() == maps.len())
+            .unwrap_or_default();
+        let protos = graph.output.get(1).map(|o| o.name.clone());
+        return Head::Raw { maps, extra, protos };
     }
     exported
 }
@@ -94,8 +106,23 @@ mod tests {
             node("Concat", &["r3", "r4"], "all"),
             node("Split", &["all", "sizes"], "boxes"),
         ]);
-        assert_eq!(find_head(&m), Head::Raw { maps: vec!["p3".into(), "p4".into()] });
+        assert_eq!(find_head(&m), Head::Raw { maps: vec!["p3".into(), "p4".into()], extra: vec![], protos: None });
         assert_eq!(precision(&m), "fp32");
+    }
+
+    #[test]
+    fn segment_and_pose_heads_bring_their_extra_maps() {
+        let m = model(vec![
+            node("Reshape", &["mc3", "s"], "q3"),
+            node("Reshape", &["mc4", "s"], "q4"),
+            node("Concat", &["q3", "q4"], "mc"),
+            node("Reshape", &["p3", "shape"], "r3"),
+            node("Reshape", &["p4", "shape"], "r4"),
+            node("Concat", &["r3", "r4"], "all"),
+            node("Split", &["all", "sizes"], "boxes"),
+        ]);
+        let Head::Raw { extra, .. } = find_head(&m) else { panic!("no head") };
+        assert_eq!(extra, vec!["mc3".to_string(), "mc4".to_string()]);
     }
 
     #[test]

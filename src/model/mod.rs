@@ -18,7 +18,9 @@ use tract_onnx::tract_hir::infer::Factoid;
 use crate::vision::decode::Rgb;
 use crate::vision::detect::{self, HeadMap};
 use crate::vision::letterbox::Letterbox;
-use crate::vision::{Detection, nms};
+use crate::vision::mask::{self, Protos};
+use crate::vision::pose::{self, KeypointMap};
+use crate::vision::{Object, nms};
 
 use graph::Head;
 pub use meta::Task;
@@ -72,6 +74,8 @@ pub struct Model {
     pub info: ModelInfo,
     template: InferenceModel,
     head: Head,
+    /// Keypoints per object (pose models).
+    keypoints: usize,
     plans: Mutex<VecDeque<(u32, Plan)>>,
 }
 
@@ -92,7 +96,7 @@ impl Model {
             .unwrap_or(MAX_STRIDE);
         let kpt_shape = graph::metadata(&proto).find(|(k, _)| *k == "kpt_shape").and_then(|(_, v)| meta::parse_kpt_shape(v));
         let declared_task = graph::metadata(&proto).find(|(k, _)| *k == "task").and_then(|(_, v)| Task::parse(v));
-        let head = graph::find_head(&proto);
+        let mut head = graph::find_head(&proto);
         let precision = graph::precision(&proto);
         let template = tract_onnx::onnx()
             .model_for_proto_model(&proto)
@@ -107,9 +111,18 @@ impl Model {
         let task = declared_task
             .or_else(|| channels.and_then(|c| meta::task_from_shape(c, names.len(), outputs, kpt_shape.map(|(k, d)| k * d))))
             .unwrap_or(Task::Detect);
-        if task != Task::Detect {
-            bail!("{source} is a {} model; this build of yolod serves detect models only", task.as_str());
+        // A segment or pose head whose extra maps were not found runs as exported (fixed size).
+        if let Head::Raw { extra, protos, .. } = &head {
+            let complete = match task {
+                Task::Detect => true,
+                Task::Segment => !extra.is_empty() && protos.is_some(),
+                Task::Pose => !extra.is_empty(),
+            };
+            if !complete {
+                head = Head::Exported { outputs: vec![] };
+            }
         }
+        let keypoints = kpt_shape.map_or(17, |(k, _)| k);
         let info = ModelInfo {
             id: id.to_string(),
             source: source.to_string(),
@@ -121,7 +134,7 @@ impl Model {
             any_size: matches!(head, Head::Raw { .. }),
             precision,
         };
-        let model = Model { info, template, head, plans: Mutex::new(VecDeque::new()) };
+        let model = Model { info, template, head, keypoints, plans: Mutex::new(VecDeque::new()) };
         model.plan(input_size).with_context(|| format!("optimising {source} for {input_size}x{input_size}"))?;
         Ok(model)
     }
@@ -152,9 +165,11 @@ impl Model {
 
     fn build_plan(&self, size: u32) -> Result<Plan> {
         let mut model = self.template.clone();
-        if let Head::Raw { maps } = &self.head {
+        if let Head::Raw { maps, extra, protos } = &self.head {
             let outlets = maps
                 .iter()
+                .chain(extra)
+                .chain(protos)
                 .map(|label| model.find_outlet_label(label).ok_or_else(|| anyhow!("head map {label} not found")))
                 .collect::<Result<Vec<_>>>()?;
             model.select_output_outlets(&outlets)?;
@@ -166,8 +181,8 @@ impl Model {
     }
 
     /// Runs the model on an upright RGB image: letterbox, inference, decode,
-    /// NMS. Boxes come back in the image's pixels, best first.
-    pub fn predict(&self, image: &Rgb, params: &Params, timings: &mut Timings) -> Result<Vec<Detection>> {
+    /// NMS, masks or keypoints. Coordinates come back in the image's pixels, best first.
+    pub fn predict(&self, image: &Rgb, params: &Params, timings: &mut Timings) -> Result<Vec<Object>> {
         let start = Instant::now();
         let prepared = self.prepare(image, params.size)?;
         timings.preprocess = start.elapsed();
@@ -197,37 +212,108 @@ impl Model {
         Ok(Outputs(prepared.plan.run(tvec![TValue::from_const(prepared.input.clone())])?))
     }
 
-    /// Decodes the network's outputs into detections in source-image pixels.
-    pub fn postprocess(&self, prepared: &Prepared, outputs: &Outputs, params: &Params) -> Result<Vec<Detection>> {
+    /// Decodes the network's outputs into objects in source-image pixels:
+    /// boxes, then masks or keypoints for the objects that survived NMS.
+    pub fn postprocess(&self, prepared: &Prepared, outputs: &Outputs, params: &Params) -> Result<Vec<Object>> {
         let outputs = &outputs.0;
         let classes = self.info.names.len();
-        let size = prepared.letterbox.dst_w;
-        let candidates = match &self.head {
-            Head::Raw { .. } => {
-                let maps = outputs
+        let lb = &prepared.letterbox;
+        let size = lb.dst_w as f32;
+        let task = self.info.task;
+        match &self.head {
+            Head::Raw { maps, extra, .. } => {
+                let (n, e) = (maps.len(), extra.len());
+                let head = outputs[..n]
                     .iter()
                     .map(|t| {
-                        let shape = t.shape();
-                        ensure!(shape.len() == 4 && shape[1] == 4 * detect::REG_MAX + classes, "unexpected head map shape {shape:?}");
-                        let stride = size as f32 / shape[3] as f32;
-                        Ok(HeadMap { data: t.try_as_plain_ram()?.as_slice::<f32>()?, h: shape[2], w: shape[3], stride })
+                        let (data, h, w) = plane_view(t)?;
+                        ensure!(data.len() == (4 * detect::REG_MAX + classes) * h * w, "unexpected head map shape {:?}", t.shape());
+                        Ok(HeadMap { data, h, w, stride: size / w as f32 })
                     })
                     .collect::<Result<Vec<_>>>()?;
-                detect::decode_head(&maps, classes, params.confidence)
+                let extra = outputs[n..n + e].iter().map(plane_view).collect::<Result<Vec<_>>>()?;
+                let kept = nms::nms(detect::decode_head(&head, classes, params.confidence), params.iou, MAX_DETECTIONS);
+                let protos = outputs.get(n + e).map(|t| protos_view(t)).transpose()?;
+                kept.into_iter()
+                    .map(|det| {
+                        let mut obj = Object::new(det.clone(), lb.unmap(det.bbox));
+                        match (task, &protos) {
+                            (Task::Segment, Some(protos)) => {
+                                let coeffs = at_anchor(&extra, det.anchor, protos.count)?;
+                                let mask = mask::object_mask(protos, &coeffs, det.bbox, obj.detection.bbox, lb);
+                                obj.segments = Some(mask::largest_region_outline(&mask));
+                            }
+                            (Task::Pose, _) => {
+                                let kmaps: Vec<KeypointMap> = extra
+                                    .iter()
+                                    .map(|&(data, h, w)| KeypointMap { data, h, w, stride: size / w as f32 })
+                                    .collect();
+                                obj.keypoints = pose::decode(&kmaps, det.anchor, self.keypoints, lb);
+                            }
+                            _ => {}
+                        }
+                        Ok(obj)
+                    })
+                    .collect()
             }
             Head::Exported { .. } => {
                 let out = &outputs[0];
                 let shape = out.shape();
                 ensure!(shape.len() == 3 && shape[1] >= 4 + classes, "unexpected output0 shape {shape:?}");
-                detect::decode_exported(out.try_as_plain_ram()?.as_slice::<f32>()?, shape[2], classes, params.confidence)
+                let (rows, anchors) = (shape[1], shape[2]);
+                let data = out.try_as_plain_ram()?.as_slice::<f32>()?;
+                let kept = nms::nms(detect::decode_exported(data, anchors, classes, params.confidence), params.iou, MAX_DETECTIONS);
+                let protos = outputs.get(1).map(|t| protos_view(t)).transpose()?;
+                kept.into_iter()
+                    .map(|det| {
+                        let mut obj = Object::new(det.clone(), lb.unmap(det.bbox));
+                        match (task, &protos) {
+                            (Task::Segment, Some(protos)) => {
+                                ensure!(rows >= 4 + classes + protos.count, "output0 has no mask coefficients");
+                                let coeffs: Vec<f32> = (0..protos.count).map(|k| data[(4 + classes + k) * anchors + det.anchor]).collect();
+                                let mask = mask::object_mask(protos, &coeffs, det.bbox, obj.detection.bbox, lb);
+                                obj.segments = Some(mask::largest_region_outline(&mask));
+                            }
+                            (Task::Pose, _) => {
+                                ensure!(rows >= 4 + classes + 3 * self.keypoints, "output0 has no keypoints");
+                                obj.keypoints = Some(pose::from_exported(data, anchors, 4 + classes, det.anchor, self.keypoints, lb));
+                            }
+                            _ => {}
+                        }
+                        Ok(obj)
+                    })
+                    .collect()
             }
-        };
-        let mut kept = nms::nms(candidates, params.iou, MAX_DETECTIONS);
-        for det in &mut kept {
-            det.bbox = prepared.letterbox.unmap(det.bbox);
         }
-        Ok(kept)
     }
+}
+
+/// An NCHW batch-1 tensor as (data, h, w).
+fn plane_view(t: &TValue) -> Result<(&[f32], usize, usize)> {
+    let shape = t.shape();
+    ensure!(shape.len() == 4 && shape[0] == 1, "expected a 1xCxHxW map, found {shape:?}");
+    Ok((t.try_as_plain_ram()?.as_slice::<f32>()?, shape[2], shape[3]))
+}
+
+fn protos_view(t: &TValue) -> Result<Protos<'_>> {
+    let shape = t.shape();
+    ensure!(shape.len() == 4 && shape[0] == 1, "expected 1x32xHxW prototypes, found {shape:?}");
+    Ok(Protos { data: t.try_as_plain_ram()?.as_slice::<f32>()?, count: shape[1], h: shape[2], w: shape[3] })
+}
+
+/// The `channels` values of `anchor` (numbered across maps in order).
+fn at_anchor(maps: &[(&[f32], usize, usize)], anchor: usize, channels: usize) -> Result<Vec<f32>> {
+    let mut base = 0;
+    for &(data, h, w) in maps {
+        let hw = h * w;
+        if anchor < base + hw {
+            ensure!(data.len() >= channels * hw, "map has fewer than {channels} channels");
+            let cell = anchor - base;
+            return Ok((0..channels).map(|k| data[k * hw + cell]).collect());
+        }
+        base += hw;
+    }
+    bail!("anchor {anchor} is outside the maps")
 }
 
 /// A letterboxed input, ready to run.

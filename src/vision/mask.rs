@@ -47,13 +47,16 @@ pub fn object_mask(protos: &Protos, coeffs: &[f32], input_box: BBox, source_box:
     // Mask probabilities on that window, zero outside the box (Ultralytics' crop_mask).
     let mut prob = vec![0f32; pw * ph];
     let plane = protos.h * protos.w;
+    // A cell is inside when its index lies in the box scaled to proto cells,
+    // exactly as Ultralytics' crop_mask compares `arange(w)` with `x1 / 4`.
+    let (bx1, by1, bx2, by2) =
+        (input_box.x1 * scale_x, input_box.y1 * scale_y, input_box.x2 * scale_x, input_box.y2 * scale_y);
     for wy in 0..ph {
         let py = py0 + wy;
-        let cy = (py as f32 + 0.5) / scale_y;
         for wx in 0..pw {
             let px = px0 + wx;
-            let cx = (px as f32 + 0.5) / scale_x;
-            if cx < input_box.x1 || cx >= input_box.x2 || cy < input_box.y1 || cy >= input_box.y2 {
+            let (fx, fy) = (px as f32, py as f32);
+            if fx < bx1 || fx >= bx2 || fy < by1 || fy >= by2 {
                 continue;
             }
             let at = py * protos.w + px;

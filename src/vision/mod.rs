@@ -4,7 +4,9 @@
 pub mod decode;
 pub mod detect;
 pub mod letterbox;
+pub mod mask;
 pub mod nms;
+pub mod pose;
 
 /// An axis-aligned box in pixel coordinates, corners `(x1, y1)` and `(x2, y2)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,6 +40,23 @@ pub struct Detection {
     pub bbox: BBox,
     /// Index of the anchor (grid cell) it came from, to fetch mask or keypoint data.
     pub anchor: usize,
+}
+
+/// A detection with its task-specific extras, in source-image pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object {
+    pub detection: Detection,
+    /// Outline of the largest mask region (segment models).
+    pub segments: Option<Vec<(f32, f32)>>,
+    /// Keypoints (pose models).
+    pub keypoints: Option<pose::Keypoints>,
+}
+
+impl Object {
+    /// An object whose box has been mapped to `bbox` (source pixels).
+    pub fn new(detection: Detection, bbox: BBox) -> Object {
+        Object { detection: Detection { bbox, ..detection }, segments: None, keypoints: None }
+    }
 }
 
 #[cfg(test)]

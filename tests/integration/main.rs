@@ -4,3 +4,4 @@
 mod api;
 mod service;
 mod support;
+mod tasks;
