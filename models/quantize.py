@@ -153,6 +153,12 @@ VARIANTS = {
                      activation_type=QuantType.QInt8, weight_type=QuantType.QInt8),
     "qop-conv-pc": dict(quant_format=QuantFormat.QOperator, per_channel=True, op_types_to_quantize=["Conv"],
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8),
+    # Only each Conv's input and weights are quantized, its output stays float: QDQ from
+    # onnxruntime, then rewritten by to_conv_integer() into ConvInteger -> Add(i32 bias) -> Cast -> Mul.
+    "convint": dict(quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=["Conv"],
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    extra_options={"OpTypesToExcludeOutputQuantization": ["Conv"]},
+                    rewrite="conv_integer"),
 }
 
 
@@ -243,6 +249,87 @@ def decode_nodes(model):
     return sorted(head | downstream | producers)
 
 
+def to_conv_integer(model):
+    """Rewrites each QDQ Conv  DQ(x_q) * DQ(w_q) + DQ(b_q)  (an onnxruntime QDQ graph whose Conv
+    outputs are not quantized) into  ConvInteger(x_q, w_q) -> Add(b_q, i32) -> Cast(f32) -> Mul(s_x * s_w).
+
+    Same arithmetic (integer products summed exactly, rescaled in float), but in a form that
+    tract 0.23.9 imports as an integer convolution (Conv with q_params = i32) instead of
+    dequantizing the weights and running a float conv. Each Conv's output keeps its name."""
+    from onnx import helper, numpy_helper
+    g = model.graph
+    init = {t.name: t for t in g.initializer}
+    producer = {o: n for n in g.node for o in n.output}
+
+    def const(name):
+        return numpy_helper.to_array(init[name])
+
+    def dq_of(tensor):
+        n = producer.get(tensor)
+        return n if n is not None and n.op_type == "DequantizeLinear" else None
+
+    new_nodes, new_inits, rewritten = [], [], 0
+    for node in g.node:
+        x_dq = dq_of(node.input[0]) if node.op_type == "Conv" else None
+        w_dq = dq_of(node.input[1]) if x_dq is not None else None
+        if x_dq is None or w_dq is None or w_dq.input[0] not in init:
+            new_nodes.append(node)
+            continue
+        name, out = node.name, node.output[0]
+        x_q, x_scale, x_zp = x_dq.input[0], float(const(x_dq.input[1])), x_dq.input[2]
+        w_scale = const(w_dq.input[1]).astype(np.float32).reshape(-1)
+        w_zp = const(w_dq.input[2])
+        if np.any(w_zp != 0):
+            raise SystemExit(f"{name}: weights are not symmetric")
+        cout = const(w_dq.input[0]).shape[0]
+        scale = np.broadcast_to(np.float32(x_scale) * w_scale, (cout,)).astype(np.float32)
+        # The bias, as onnxruntime quantized it: int32 with scale s_x * s_w, so it adds to the
+        # integer accumulator before the rescale (and tract fuses that add into its matmul).
+        b_dq = dq_of(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if b_dq is not None and np.allclose(const(b_dq.input[1]).reshape(-1), scale, rtol=1e-6, atol=0):
+            b_i32 = const(b_dq.input[0]).astype(np.int32)
+        elif len(node.input) > 2 and node.input[2]:
+            b = const(node.input[2]).astype(np.float64) if b_dq is None else \
+                const(b_dq.input[0]).astype(np.float64) * const(b_dq.input[1]).astype(np.float64)
+            b_i32 = np.round(b / scale.astype(np.float64)).astype(np.int32)
+        else:
+            b_i32 = np.zeros(cout, np.int32)
+        zero_w = f"{name}.w_zero_point"
+        new_inits += [
+            numpy_helper.from_array(np.zeros((), np.int8), zero_w),
+            numpy_helper.from_array(b_i32.reshape(1, cout, 1, 1), f"{name}.bias"),
+            numpy_helper.from_array(scale.reshape(1, cout, 1, 1), f"{name}.rescale"),
+        ]
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        new_nodes += [
+            helper.make_node("ConvInteger", [x_q, w_dq.input[0], x_zp, zero_w], [f"{out}.acc"],
+                             name=f"{name}.int", **attrs),
+            helper.make_node("Add", [f"{out}.acc", f"{name}.bias"], [f"{out}.i32"], name=f"{name}.bias"),
+            helper.make_node("Cast", [f"{out}.i32"], [f"{out}.f32"], name=f"{name}.cast", to=onnx.TensorProto.FLOAT),
+            helper.make_node("Mul", [f"{out}.f32", f"{name}.rescale"], [out], name=name),
+        ]
+        rewritten += 1
+    del g.node[:]
+    g.node.extend(new_nodes)
+    g.initializer.extend(new_inits)
+    # drop the now unused DequantizeLinear nodes and initializers
+    while True:
+        used = {i for n in g.node for i in n.input} | {o.name for o in g.output}
+        dead = [n for n in g.node if n.op_type == "DequantizeLinear" and not used.intersection(n.output)]
+        if not dead:
+            break
+        for n in dead:
+            g.node.remove(n)
+    used = {i for n in g.node for i in n.input}
+    keep = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    del g.value_info[:]
+    print(f"rewrote {rewritten} Conv into ConvInteger", file=sys.stderr)
+    onnx.checker.check_model(model)
+    return model
+
+
 def check_head(path):
     """The quantized graph still has the three head maps yolod cuts at, as float tensors
     produced by the Concats that feed the head's Reshapes."""
@@ -258,6 +345,7 @@ def quantize(src, dst, variant, calib_paths, method):
     model = onnx.load(src)
     exclude = decode_nodes(model)
     kwargs = dict(VARIANTS[variant])
+    rewrite = kwargs.pop("rewrite", None)
     # No CalibMaxIntermediateOutputs: in onnxruntime 1.32 (calibrate.py, MinMaxCalibrater.collect_data)
     # reaching that limit clears the collected ranges instead of merging them, so only the
     # last chunk of images would count. MinMax collects per-tensor ReduceMin/Max scalars only,
@@ -267,6 +355,9 @@ def quantize(src, dst, variant, calib_paths, method):
                     calibrate_method=method, extra_options=extra, **kwargs)
     # keep Ultralytics' metadata (names, stride...) that yolod reads
     q = onnx.load(dst)
+    if rewrite == "conv_integer":
+        q = to_conv_integer(q)
+        onnx.save(q, dst)
     if not any(p.key == "names" for p in q.metadata_props):
         q.metadata_props.extend(model.metadata_props)
         onnx.save(q, dst)

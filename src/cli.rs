@@ -26,6 +26,8 @@ pub enum Command {
     Models(ModelsArgs),
     /// Time each stage (decode, preprocess, inference, postprocess, JSON).
     Bench(BenchArgs),
+    /// Detect objects in camera frames; one JSON line per frame to a log stream.
+    Capture(CaptureArgs),
 }
 
 /// Which models to load besides the built-in yolov8n.
@@ -92,9 +94,67 @@ pub struct ServeArgs {
     /// With --allow-url, seconds allowed for the whole fetch.
     #[arg(long, value_name = "SECS", env = "YOLOD_URL_TIMEOUT", default_value_t = 10.0)]
     pub url_timeout: f64,
+    #[command(flatten)]
+    pub camera: CameraArgs,
     /// Seconds to let in-flight requests finish on SIGTERM / Ctrl-C.
     #[arg(long, value_name = "SECS", env = "YOLOD_SHUTDOWN_TIMEOUT", default_value_t = 10.0)]
     pub shutdown_timeout: f64,
+}
+
+/// Cameras and where their detections go.
+#[derive(Debug, Args)]
+pub struct CameraArgs {
+    /// A V4L2 camera to read (repeatable), e.g. /dev/video0.
+    #[arg(long = "camera", value_name = "DEVICE", env = "YOLOD_CAMERAS", value_delimiter = ',')]
+    pub cameras: Vec<PathBuf>,
+    /// Frame size to ask the camera for, e.g. 1280x720 (the driver picks the nearest).
+    #[arg(long = "size", value_name = "WxH", env = "YOLOD_CAMERA_SIZE", value_parser = parse_frame_size)]
+    pub frame_size: Option<(u32, u32)>,
+    /// Pixel format: auto (MJPG, then YUYV, NV12, RGB3), or one of those.
+    #[arg(long, value_name = "FORMAT", env = "YOLOD_CAMERA_FORMAT", default_value = "auto")]
+    pub format: String,
+    /// Most frames per second to process; newer frames replace older ones meanwhile.
+    #[arg(long, value_name = "N", env = "YOLOD_CAMERA_FPS")]
+    pub fps: Option<f64>,
+    /// Inference size for camera frames (32 - 1280).
+    #[arg(long, value_name = "N", env = "YOLOD_CAMERA_IMGSZ", default_value_t = 640, value_parser = clap::value_parser!(u32).range(32..=1280))]
+    pub imgsz: u32,
+    /// Minimum class score kept for camera frames.
+    #[arg(long = "camera-confidence", value_name = "F", env = "YOLOD_CAMERA_CONFIDENCE", default_value_t = 0.25)]
+    pub confidence: f32,
+    /// Where the JSON lines go: `-` for stdout (journald under systemd), or a file (appended).
+    #[arg(long, value_name = "FILE|-", env = "YOLOD_LOG", default_value = "-")]
+    pub log: String,
+    /// Rotate the log file when it would pass this size (K/M/G suffixes).
+    #[arg(long, value_name = "BYTES", env = "YOLOD_LOG_MAX_BYTES", default_value = "64M", value_parser = parse_bytes)]
+    pub log_max_bytes: u64,
+    /// Rotated files kept (FILE.1 ... FILE.N).
+    #[arg(long, value_name = "N", env = "YOLOD_LOG_KEEP", default_value_t = 3)]
+    pub log_keep: usize,
+    /// Which frames to write: all, detections (at least one object), changes (set of classes changed).
+    #[arg(long, value_name = "WHICH", env = "YOLOD_EMIT", default_value = "all", value_parser = ["all", "detections", "changes"])]
+    pub emit: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    #[command(flatten)]
+    pub camera: CameraArgs,
+    /// A loaded model id or an ONNX file.
+    #[arg(long, value_name = "ID|FILE", env = "YOLOD_MODEL", default_value = "yolov8n")]
+    pub model: String,
+    /// Stop after this many processed frames (for scripts and tests).
+    #[arg(long, value_name = "N")]
+    pub frames: Option<u64>,
+}
+
+/// Parses `WIDTHxHEIGHT`.
+pub fn parse_frame_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT, e.g. 640x480"))?;
+    match (w.trim().parse::<u32>(), h.trim().parse::<u32>()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 && w <= 16384 && h <= 16384 => Ok((w, h)),
+        _ => Err(format!("{s:?} is not WIDTHxHEIGHT, e.g. 640x480")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +230,12 @@ mod tests {
         assert_eq!(parse_bytes("1234"), Ok(1234));
         assert!(parse_bytes("ten").is_err());
         assert!(parse_bytes("99999999999999G").is_err());
+    }
+
+    #[test]
+    fn frame_sizes_parse() {
+        assert_eq!(parse_frame_size("1280x720"), Ok((1280, 720)));
+        assert!(parse_frame_size("1280").is_err() && parse_frame_size("0x5").is_err());
     }
 
     #[test]

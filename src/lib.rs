@@ -3,11 +3,14 @@
 #![deny(unsafe_code)]
 
 pub mod api;
+pub mod camera;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod model;
+pub mod pipeline;
 pub mod service;
+pub mod sink;
 pub mod version;
 pub mod vision;

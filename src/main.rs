@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => commands::predict(args),
         Command::Models(args) => commands::models(args),
         Command::Bench(args) => commands::bench(args),
+        Command::Capture(args) => commands::capture(args),
     };
     match result {
         Ok(code) => code,

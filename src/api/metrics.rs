@@ -62,8 +62,9 @@ impl Metrics {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The text exposition; `gauges` are extra `(name, help, labels, value)` lines.
-    pub fn render(&self, gauges: &[(&str, &str, String, f64)]) -> String {
+    /// The text exposition; `extra` are `(name, help, type, labels, value)`
+    /// lines (gauges and counters kept elsewhere), grouped by name.
+    pub fn render(&self, extra: &[(&str, &str, &str, String, f64)]) -> String {
         let inner = self.lock();
         let mut out = String::new();
         out.push_str("# HELP yolod_requests_total HTTP requests by route and status.\n# TYPE yolod_requests_total counter\n");
@@ -86,9 +87,9 @@ impl Metrics {
             let _ = writeln!(out, "yolod_stage_seconds_count{{stage=\"{stage}\"}} {}", h.count);
         }
         let mut last = "";
-        for (name, help, labels, value) in gauges {
+        for (name, help, kind, labels, value) in extra {
             if *name != last {
-                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
                 last = name;
             }
             let _ = writeln!(out, "{name}{labels} {value}");
@@ -124,7 +125,7 @@ mod tests {
         m.request("/v1/predict", 200);
         m.request("/v1/predict", 200);
         m.request("/v1/predict", 400);
-        let text = m.render(&[("yolod_queue_depth", "Jobs waiting.", String::new(), 3.0)]);
+        let text = m.render(&[("yolod_queue_depth", "Jobs waiting.", "gauge", String::new(), 3.0)]);
         assert!(text.contains("yolod_requests_total{route=\"/v1/predict\",status=\"200\"} 2\n"));
         assert!(text.contains("yolod_requests_total{route=\"/v1/predict\",status=\"400\"} 1\n"));
         assert!(text.contains("# TYPE yolod_queue_depth gauge\nyolod_queue_depth 3\n"));

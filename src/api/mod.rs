@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod multipart;
 pub mod routes;
 pub mod server;
+pub mod stream;
 pub mod wire;

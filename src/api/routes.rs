@@ -1,6 +1,7 @@
 //! Routing and the handlers: `fn(&State, request parts) -> Reply`.
 
 use std::io::Read;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::args::Args;
@@ -18,11 +19,13 @@ pub struct Reply {
     pub content_type: &'static str,
     pub body: Vec<u8>,
     pub headers: Vec<(&'static str, String)>,
+    /// A body of unknown length, sent chunked (Server-Sent Events).
+    pub stream: Option<Box<dyn Read + Send>>,
 }
 
 impl Reply {
     pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Reply {
-        Reply { status, content_type: "application/json", body: wire::to_vec(value), headers: vec![] }
+        Reply { status, content_type: "application/json", body: wire::to_vec(value), headers: vec![], stream: None }
     }
 
     pub fn error(e: &ApiError) -> Reply {
@@ -56,6 +59,8 @@ pub fn route_label(path: &str) -> &'static str {
         "/healthz" => "/healthz",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",
+        "/v1/stream" => "/v1/stream",
+        "/v1/snapshot" => "/v1/snapshot",
         _ => "other",
     }
 }
@@ -71,6 +76,8 @@ pub fn handle(state: &State, req: Incoming) -> Reply {
         "/readyz" => allow("GET, HEAD").map(|()| readyz(state)),
         "/metrics" => allow("GET, HEAD").map(|()| metrics_reply(state)),
         "/v1/models" => allow("GET, HEAD").and_then(|()| authorize(state, &req)).map(|()| models(state)),
+        "/v1/stream" => allow("GET").and_then(|()| authorize(state, &req)).and_then(|()| stream(state)),
+        "/v1/snapshot" => allow("GET").and_then(|()| authorize(state, &req)).and_then(|()| snapshot(state, query)),
         "/v1/predict" => allow("POST").and_then(|()| predict(state, None, query, req)),
         p if p.starts_with("/v1/predict/") => {
             let id = &p["/v1/predict/".len()..];
@@ -93,10 +100,64 @@ fn authorize(state: &State, req: &Incoming) -> Result<(), ApiError> {
 
 fn readyz(state: &State) -> Reply {
     let stopping = state.is_stopping();
-    let message = if stopping { "stopping" } else { "ready" };
+    let cameras_down = state.cameras.iter().filter(|c| !c.connected.load(Ordering::SeqCst)).count();
+    let ready = !stopping && cameras_down == 0;
+    let message = match (stopping, cameras_down) {
+        (true, _) => "stopping",
+        (false, 0) => "ready",
+        _ => "a camera is not streaming (yolod keeps retrying)",
+    };
     let ids: Vec<&str> = state.registry.all().iter().map(|m| m.info.id.as_str()).collect();
-    let data = serde_json::json!({ "models": ids, "queue_depth": state.engine.queue_depth() });
-    Reply::json(if stopping { 503 } else { 200 }, &Envelope { success: !stopping, message, data })
+    let cameras: Vec<serde_json::Value> = state
+        .cameras
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "source": c.source,
+                "connected": c.connected.load(Ordering::SeqCst),
+                "format": *c.negotiated.lock().unwrap_or_else(|e| e.into_inner()),
+                "last_error": *c.last_error.lock().unwrap_or_else(|e| e.into_inner()),
+                "frames_captured": c.captured.load(Ordering::SeqCst),
+                "frames_processed": c.processed.load(Ordering::SeqCst),
+                "frames_dropped": c.dropped.load(Ordering::SeqCst),
+                "reconnects": c.reconnects.load(Ordering::SeqCst),
+            })
+        })
+        .collect();
+    let data = serde_json::json!({ "models": ids, "queue_depth": state.engine.queue_depth(), "cameras": cameras });
+    Reply::json(if ready { 200 } else { 503 }, &Envelope { success: ready, message, data })
+}
+
+fn stream(state: &State) -> Result<Reply, ApiError> {
+    let events = state.hub.subscribe().ok_or(ApiError::Busy { retry_after: 5 })?;
+    Ok(Reply {
+        status: 200,
+        content_type: "text/event-stream",
+        body: vec![],
+        headers: vec![("Cache-Control", "no-cache".into())],
+        stream: Some(Box::new(events)),
+    })
+}
+
+fn snapshot(state: &State, query: &str) -> Result<Reply, ApiError> {
+    let wanted = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "camera").map(|(_, v)| v.into_owned());
+    let camera = match &wanted {
+        Some(name) => state.cameras.iter().find(|c| &c.source == name),
+        None => state.cameras.first(),
+    }
+    .ok_or_else(|| ApiError::NotFound(format!("camera {}", super::error::echo(wanted.as_deref().unwrap_or("(none configured)")))))?;
+    let frame = camera.last_frame.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let frame = frame.ok_or(ApiError::Busy { retry_after: 1 })?;
+    let jpeg = match frame.to_rgb().map_err(|e| ApiError::Internal(e.to_string()))? {
+        None => frame.data,
+        Some(rgb) => {
+            let img = image::RgbImage::from_raw(rgb.width, rgb.height, rgb.data).ok_or_else(|| ApiError::Internal("frame size".into()))?;
+            let mut out = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut out, image::ImageFormat::Jpeg).map_err(|e| ApiError::Internal(e.to_string()))?;
+            out.into_inner()
+        }
+    };
+    Ok(Reply { status: 200, content_type: "image/jpeg", body: jpeg, headers: vec![("Cache-Control", "no-store".into())], stream: None })
 }
 
 fn models(state: &State) -> Reply {
@@ -107,19 +168,35 @@ fn models(state: &State) -> Reply {
 
 fn metrics_reply(state: &State) -> Reply {
     let mut gauges = vec![
-        ("yolod_queue_depth", "Inference jobs waiting for a worker.", String::new(), state.engine.queue_depth() as f64),
-        ("yolod_workers", "Inference worker threads.", String::new(), state.config.workers as f64),
-        ("yolod_uptime_seconds", "Seconds since start.", String::new(), state.started.elapsed().as_secs_f64()),
+        ("yolod_queue_depth", "Inference jobs waiting for a worker.", "gauge", String::new(), state.engine.queue_depth() as f64),
+        ("yolod_workers", "Inference worker threads.", "gauge", String::new(), state.config.workers as f64),
+        ("yolod_uptime_seconds", "Seconds since start.", "gauge", String::new(), state.started.elapsed().as_secs_f64()),
+        ("yolod_stream_clients", "Connected /v1/stream clients.", "gauge", String::new(), state.hub.clients() as f64),
     ];
+    for c in &state.cameras {
+        let src = metrics::label(&c.source);
+        for (kind, counter) in [("captured", &c.captured), ("processed", &c.processed), ("dropped", &c.dropped)] {
+            let labels = format!("{{source=\"{src}\",kind=\"{kind}\"}}");
+            gauges.push(("yolod_camera_frames_total", "Camera frames by kind.", "counter", labels, counter.load(Ordering::SeqCst) as f64));
+        }
+    }
+    for c in &state.cameras {
+        let labels = format!("{{source=\"{}\"}}", metrics::label(&c.source));
+        gauges.push(("yolod_camera_reconnects_total", "Times a lost camera came back.", "counter", labels, c.reconnects.load(Ordering::SeqCst) as f64));
+    }
+    for c in &state.cameras {
+        let labels = format!("{{source=\"{}\"}}", metrics::label(&c.source));
+        gauges.push(("yolod_camera_connected", "1 while the camera streams.", "gauge", labels, c.connected.load(Ordering::SeqCst) as u8 as f64));
+    }
     for m in state.registry.all() {
         let i = &m.info;
         let labels = format!(
             "{{id=\"{}\",task=\"{}\",precision=\"{}\",input_size=\"{}\",sha256=\"{}\"}}",
             metrics::label(&i.id), i.task.as_str(), i.precision, i.input_size, i.sha256
         );
-        gauges.push(("yolod_model_info", "Loaded models (value is always 1).", labels, 1.0));
+        gauges.push(("yolod_model_info", "Loaded models (value is always 1).", "gauge", labels, 1.0));
     }
-    Reply { status: 200, content_type: "text/plain; version=0.0.4", body: state.metrics.render(&gauges).into_bytes(), headers: vec![] }
+    Reply { status: 200, content_type: "text/plain; version=0.0.4", body: state.metrics.render(&gauges).into_bytes(), headers: vec![], stream: None }
 }
 
 fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Result<Reply, ApiError> {

@@ -2,7 +2,7 @@
 //! (a panic becomes a 500) and write the reply. Shutdown refuses new work,
 //! drains what is in flight (bounded), then unblocks the listeners.
 
-use std::io::Cursor;
+use std::io::{Cursor, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,6 +17,8 @@ use super::fetch::UrlPolicy;
 use super::metrics::Metrics;
 use super::multipart;
 use super::routes::{self, Incoming, Reply};
+use super::stream::Hub;
+use crate::camera::CameraStats;
 use crate::engine::{Engine, panic_message};
 use crate::model::registry::Registry;
 
@@ -41,18 +43,26 @@ pub struct State {
     pub engine: Engine,
     pub metrics: Metrics,
     pub config: HttpConfig,
+    /// Cameras this process reads (serve --camera).
+    pub cameras: Vec<Arc<CameraStats>>,
+    /// SSE clients of the camera log stream.
+    pub hub: Hub,
     pub started: Instant,
     stopping: AtomicBool,
     in_flight: AtomicUsize,
 }
 
 impl State {
-    pub fn new(registry: Registry, engine: Engine, config: HttpConfig) -> State {
+    pub fn new(registry: Registry, engine: Engine, config: HttpConfig, cameras: Vec<Arc<CameraStats>>) -> State {
+        // Each SSE client holds an HTTP thread: leave at least half for the API.
+        let hub = Hub::new((config.http_threads / 2).max(1));
         State {
             registry,
             engine,
             metrics: Metrics::default(),
             config,
+            cameras,
+            hub,
             started: Instant::now(),
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
@@ -95,6 +105,7 @@ impl Running {
     /// then stops the listener threads. Returns how many were still running.
     pub fn shutdown(self, timeout: Duration) -> usize {
         self.state.stopping.store(true, Ordering::SeqCst);
+        self.state.hub.close();
         let deadline = Instant::now() + timeout;
         while self.state.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
@@ -131,19 +142,45 @@ fn respond(state: &State, mut request: tiny_http::Request) {
     }
     state.metrics.request(route, reply.status);
     let head_only = method == "HEAD";
-    let body = if head_only { Vec::new() } else { reply.body };
-    let len = body.len();
-    let mut response = Response::new(reply.status.into(), Vec::new(), Cursor::new(body), Some(len), None);
-    response.add_header(header_of("Content-Type", reply.content_type));
-    for (k, v) in &reply.headers {
-        response.add_header(header_of(k, v));
-    }
+    let mut headers = vec![header_of("Content-Type", reply.content_type)];
+    headers.extend(reply.headers.iter().map(|(k, v)| header_of(k, v)));
     if reply.status == 413 {
         // The unread body would otherwise be drained from the client first.
-        response.add_header(header_of("Connection", "close"));
+        headers.push(header_of("Connection", "close"));
     }
-    let _ = request.respond(response);
+    let _ = match reply.stream {
+        Some(stream) => stream_raw(request, reply.status, &headers, stream),
+        None => {
+            let body = if head_only { Vec::new() } else { reply.body };
+            let len = body.len();
+            request.respond(Response::new(reply.status.into(), headers, Cursor::new(body), Some(len), None))
+        }
+    };
     state.in_flight.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Writes an open-ended body (Server-Sent Events) straight to the socket,
+/// flushing after every piece: tiny_http's chunked writer would hold events
+/// back until 8 KiB had gathered. The body ends when the connection closes.
+fn stream_raw(request: tiny_http::Request, status: u16, headers: &[Header], mut body: Box<dyn Read + Send>) -> std::io::Result<()> {
+    let mut out = request.into_writer();
+    let reason = if status == 200 { "OK" } else { "" };
+    let mut head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
+    for h in headers {
+        head.push_str(&format!("{}: {}\r\n", h.field, h.value));
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    out.flush()?;
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = body.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        out.write_all(&buf[..n])?;
+        out.flush()?;
+    }
 }
 
 /// Runs a handler; a panic becomes a 500 JSON answer (logged with `context`)

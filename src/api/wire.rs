@@ -95,6 +95,38 @@ pub fn objects<'a>(found: &[Found], names: &'a [String], normalize: bool, width:
         .collect()
 }
 
+/// One line of the camera log stream: the API answer, wrapped with where and
+/// when the frame came from.
+#[derive(Serialize)]
+pub struct FrameLine<'a> {
+    pub ts: String,
+    pub source: &'a str,
+    pub frame: u64,
+    pub width: u32,
+    pub height: u32,
+    pub model: &'a str,
+    pub speed: Speed,
+    pub success: bool,
+    pub message: &'a str,
+    pub data: Vec<Object<'a>>,
+}
+
+/// Milliseconds per stage, as Ultralytics' `results.speed`.
+#[derive(Serialize)]
+pub struct Speed {
+    pub decode: f64,
+    pub preprocess: f64,
+    pub inference: f64,
+    pub postprocess: f64,
+}
+
+impl Speed {
+    pub fn from_durations(decode: std::time::Duration, pre: std::time::Duration, inf: std::time::Duration, post: std::time::Duration) -> Speed {
+        let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+        Speed { decode: ms(decode), preprocess: ms(pre), inference: ms(inf), postprocess: ms(post) }
+    }
+}
+
 /// One entry of `GET /v1/models`.
 #[derive(Serialize)]
 pub struct ModelEntry<'a> {

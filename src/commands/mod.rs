@@ -2,6 +2,7 @@
 //! from its parsed arguments to an exit code.
 
 mod bench;
+mod capture;
 mod serve;
 
 use std::io::Write;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 
 pub use bench::bench;
+pub use capture::capture;
 pub use serve::serve;
 
 use crate::api::wire::{self, Empty, Envelope, ModelEntry};

@@ -2,13 +2,16 @@
 //! until SIGTERM / Ctrl-C, then drain and exit 0.
 
 use std::process::ExitCode;
-use std::sync::{Arc, mpsc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 
 use crate::api::server::{self, State};
-use crate::cli::ServeArgs;
+use crate::camera::CameraStats;
+use crate::cli::{CameraArgs, ServeArgs};
+use crate::pipeline;
 use crate::config::ServeConfig;
 use crate::engine::Engine;
 use crate::model::registry::Registry;
@@ -39,8 +42,9 @@ fn wait_for_stop(stop: &mpsc::Receiver<()>, notifier: &Notifier, state: &State) 
     }
 }
 
-pub fn serve(args: ServeArgs) -> Result<ExitCode> {
+pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
     let started = Instant::now();
+    let camera_args = std::mem::replace(&mut args.camera, empty_camera_args());
     let config = ServeConfig::from_args(args)?;
     eprintln!("yolod {}: loading models", env!("CARGO_PKG_VERSION"));
     let registry = Registry::load(&config.sources)?;
@@ -83,7 +87,22 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         eprintln!("yolod: WARNING: --no-auth on {}: anyone who can reach this address can use the API", config.listen);
     }
     let models: Vec<String> = registry.all().iter().map(|m| m.info.id.clone()).collect();
-    let state = Arc::new(State::new(registry, engine, config.http.clone()));
+    let (camera_jobs, sink) = super::capture::camera_jobs(&camera_args, registry.default_model(), None)?;
+    let camera_stats: Vec<Arc<CameraStats>> = camera_jobs
+        .iter()
+        .map(|j| Arc::new(CameraStats { source: j.config.device.display().to_string(), ..Default::default() }))
+        .collect();
+    let state = Arc::new(State::new(registry, engine, config.http.clone(), camera_stats.clone()));
+    let sink = Arc::new(Mutex::new(sink));
+    let camera_stop = Arc::new(AtomicBool::new(false));
+    let camera_threads: Vec<_> = camera_jobs
+        .into_iter()
+        .zip(camera_stats)
+        .map(|(job, stats)| {
+            let (state, sink, stop) = (state.clone(), sink.clone(), camera_stop.clone());
+            std::thread::spawn(move || pipeline::run(job, &state.engine, &sink, stats, stop, &|line| state.hub.publish(line)))
+        })
+        .collect();
     let running = server::start(listener, state.clone());
     eprintln!(
         "yolod: ready on http://{address} in {} ms ({} workers, queue {}, auth {})",
@@ -97,6 +116,10 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     wait_for_stop(&stop_rx, &notifier, &state);
     notifier.notify(&format!("STOPPING=1\nSTATUS=stopping: finishing in-flight requests (up to {:?})", config.shutdown_timeout));
     eprintln!("yolod: stopping: finishing in-flight requests (up to {:?})", config.shutdown_timeout);
+    camera_stop.store(true, Ordering::SeqCst);
+    for t in camera_threads {
+        let _ = t.join();
+    }
     let left = running.shutdown(config.shutdown_timeout);
     if left > 0 {
         eprintln!("yolod: {left} request(s) still running at the shutdown timeout were abandoned");
@@ -104,4 +127,20 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     eprintln!("yolod: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Camera options with no camera: what is left in `ServeArgs` once taken.
+fn empty_camera_args() -> CameraArgs {
+    CameraArgs {
+        cameras: vec![],
+        frame_size: None,
+        format: "auto".into(),
+        fps: None,
+        imgsz: 640,
+        confidence: 0.25,
+        log: "-".into(),
+        log_max_bytes: 64 << 20,
+        log_keep: 3,
+        emit: "all".into(),
+    }
 }

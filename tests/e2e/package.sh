@@ -14,8 +14,12 @@ for path in ./usr/bin/yolod ./lib/systemd/system/yolod.service ./lib/systemd/sys
     grep -q " $path\$" <<<"$contents" || { echo "missing $path in $deb:"; echo "$contents"; exit 1; }
 done
 dpkg-deb -f "$deb" Package Version Architecture Depends
-dpkg-deb -I "$deb" | grep -q postinst || { echo "no postinst"; exit 1; }
-grep -q '^/etc/default/yolod$' <(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles) || { echo "/etc/default/yolod is not a conffile"; exit 1; }
+control=$(dpkg-deb -I "$deb")
+for script in postinst prerm postrm; do
+    grep -q " $script " <<<"$control" || { echo "no $script in $deb"; exit 1; }
+done
+conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
+[[ "$conffiles" == "/etc/default/yolod" ]] || { echo "conffiles: $conffiles"; exit 1; }
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 dpkg-deb -x "$deb" "$root"

@@ -2,6 +2,7 @@
 //! (see `support`), checked from the outside.
 
 mod api;
+mod camera;
 mod service;
 mod support;
 mod tasks;

@@ -1,0 +1,204 @@
+//! Camera pixel formats to packed RGB8: YUYV (4:2:2) and NV12 (4:2:0) with
+//! BT.601 limited-range coefficients (what UVC webcams send), and RGB24 with
+//! a row stride. Pure code; MJPEG goes through the image decoder instead.
+
+/// A frame layout the camera negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelFormat {
+    Mjpeg,
+    Yuyv,
+    Nv12,
+    Rgb24,
+}
+
+impl PixelFormat {
+    pub fn fourcc(self) -> [u8; 4] {
+        match self {
+            PixelFormat::Mjpeg => *b"MJPG",
+            PixelFormat::Yuyv => *b"YUYV",
+            PixelFormat::Nv12 => *b"NV12",
+            PixelFormat::Rgb24 => *b"RGB3",
+        }
+    }
+
+    /// The format a driver's fourcc means; `JPEG` is MJPEG under another name.
+    pub fn from_fourcc(code: &[u8; 4]) -> Option<PixelFormat> {
+        match code {
+            b"MJPG" | b"JPEG" => Some(PixelFormat::Mjpeg),
+            b"YUYV" => Some(PixelFormat::Yuyv),
+            b"NV12" => Some(PixelFormat::Nv12),
+            b"RGB3" => Some(PixelFormat::Rgb24),
+            _ => None,
+        }
+    }
+
+    /// Parses a `--format` value (case-insensitive).
+    pub fn parse(s: &str) -> Option<PixelFormat> {
+        let upper = s.to_ascii_uppercase();
+        match upper.as_str() {
+            "RGB24" => Some(PixelFormat::Rgb24),
+            _ => upper.as_bytes().try_into().ok().and_then(|c: [u8; 4]| PixelFormat::from_fourcc(&c)),
+        }
+    }
+}
+
+/// Order in which formats are preferred when negotiating.
+pub const PREFERENCE: [PixelFormat; 4] = [PixelFormat::Mjpeg, PixelFormat::Yuyv, PixelFormat::Nv12, PixelFormat::Rgb24];
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("{format:?} frame of {len} bytes is too short for {width}x{height} with stride {stride}")]
+pub struct ShortFrame {
+    pub format: PixelFormat,
+    pub len: usize,
+    pub width: usize,
+    pub height: usize,
+    pub stride: usize,
+}
+
+/// BT.601 limited range YCbCr to RGB, in 16.16 fixed point.
+#[inline]
+fn ycbcr(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let c = (y as i32 - 16) * 76_284; // 1.164
+    let d = cb as i32 - 128;
+    let e = cr as i32 - 128;
+    let clamp = |v: i32| ((v + 32_768) >> 16).clamp(0, 255) as u8;
+    [clamp(c + 104_595 * e), clamp(c - 25_690 * d - 53_281 * e), clamp(c + 132_186 * d)]
+}
+
+/// Converts a YUYV frame (Y0 U Y1 V per pixel pair) into `out` (RGB8).
+pub fn yuyv_to_rgb(data: &[u8], width: usize, height: usize, stride: usize, out: &mut Vec<u8>) -> Result<(), ShortFrame> {
+    let stride = stride.max(width * 2);
+    check(data, PixelFormat::Yuyv, width, height, stride, stride * (height.max(1) - 1) + width * 2)?;
+    out.clear();
+    out.reserve(width * height * 3);
+    for row in data.chunks(stride).take(height) {
+        for pair in row[..width * 2].chunks(4) {
+            if let [y0, u, y1, v] = *pair {
+                out.extend_from_slice(&ycbcr(y0, u, v));
+                out.extend_from_slice(&ycbcr(y1, u, v));
+            } else if let [y0, u] = *pair {
+                out.extend_from_slice(&ycbcr(y0, u, 128));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Converts an NV12 frame (Y plane, then interleaved CbCr at half resolution).
+pub fn nv12_to_rgb(data: &[u8], width: usize, height: usize, stride: usize, out: &mut Vec<u8>) -> Result<(), ShortFrame> {
+    let stride = stride.max(width);
+    let chroma_rows = height.div_ceil(2);
+    let need = stride * height + stride * (chroma_rows.max(1) - 1) + width.div_ceil(2) * 2;
+    check(data, PixelFormat::Nv12, width, height, stride, need)?;
+    let (luma, chroma) = data.split_at(stride * height);
+    out.clear();
+    out.reserve(width * height * 3);
+    for y in 0..height {
+        let lrow = &luma[y * stride..y * stride + width];
+        let crow = &chroma[(y / 2) * stride..];
+        for (x, &l) in lrow.iter().enumerate() {
+            let c = (x / 2) * 2;
+            out.extend_from_slice(&ycbcr(l, crow[c], crow[c + 1]));
+        }
+    }
+    Ok(())
+}
+
+/// Copies an RGB24 frame, dropping any row padding.
+pub fn rgb24_to_rgb(data: &[u8], width: usize, height: usize, stride: usize, out: &mut Vec<u8>) -> Result<(), ShortFrame> {
+    let stride = stride.max(width * 3);
+    check(data, PixelFormat::Rgb24, width, height, stride, stride * (height.max(1) - 1) + width * 3)?;
+    out.clear();
+    out.reserve(width * height * 3);
+    for row in data.chunks(stride).take(height) {
+        out.extend_from_slice(&row[..width * 3]);
+    }
+    Ok(())
+}
+
+fn check(data: &[u8], format: PixelFormat, width: usize, height: usize, stride: usize, need: usize) -> Result<(), ShortFrame> {
+    if width == 0 || height == 0 || data.len() < need {
+        return Err(ShortFrame { format, len: data.len(), width, height, stride });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reference BT.601 limited-range conversion in floating point.
+    fn reference(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+        let (y, cb, cr) = (y as f64 - 16.0, cb as f64 - 128.0, cr as f64 - 128.0);
+        let c = |v: f64| v.round().clamp(0.0, 255.0) as u8;
+        [c(1.164 * y + 1.596 * cr), c(1.164 * y - 0.392 * cb - 0.813 * cr), c(1.164 * y + 2.017 * cb)]
+    }
+
+    #[test]
+    fn fixed_point_matches_the_float_reference_within_one_level() {
+        for y in (0..=255).step_by(5) {
+            for cb in (0..=255).step_by(15) {
+                for cr in (0..=255).step_by(15) {
+                    let (got, want) = (ycbcr(y, cb, cr), reference(y, cb, cr));
+                    for i in 0..3 {
+                        assert!((got[i] as i32 - want[i] as i32).abs() <= 1, "{y},{cb},{cr}: {got:?} vs {want:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn known_colours_from_yuyv() {
+        // Black, white, and BT.601 red (Y=81, Cb=90, Cr=240) and blue (41, 240, 110).
+        let frame = [16, 128, 235, 128, 81, 90, 81, 240, 41, 240, 41, 110];
+        let mut out = Vec::new();
+        yuyv_to_rgb(&frame, 6, 1, 12, &mut out).unwrap();
+        assert_eq!(&out[0..3], &[0, 0, 0]);
+        assert_eq!(&out[3..6], &[255, 255, 255]);
+        assert!(out[6] > 250 && out[7] < 5 && out[8] < 5, "red {:?}", &out[6..9]);
+        assert!(out[15] < 5 && out[16] < 5 && out[17] > 250, "blue {:?}", &out[15..18]);
+    }
+
+    #[test]
+    fn yuyv_honours_the_stride() {
+        // 2x2 pixels, each row padded to 8 bytes with garbage.
+        let frame = [16, 128, 16, 128, 9, 9, 9, 9, 235, 128, 235, 128, 9, 9, 9, 9];
+        let mut out = Vec::new();
+        yuyv_to_rgb(&frame, 2, 2, 8, &mut out).unwrap();
+        assert_eq!(out, vec![0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255]);
+    }
+
+    #[test]
+    fn nv12_shares_chroma_between_2x2_blocks() {
+        // 4x2 luma, stride 4, then one chroma row: (Cb, Cr) = red's, then blue's.
+        let frame = [81, 81, 41, 41, 81, 81, 41, 41, 90, 240, 240, 110];
+        let mut out = Vec::new();
+        nv12_to_rgb(&frame, 4, 2, 4, &mut out).unwrap();
+        for px in [0, 1, 4, 5] {
+            assert_eq!(out[px * 3..px * 3 + 3], reference(81, 90, 240), "pixel {px}");
+        }
+        for px in [2, 3, 6, 7] {
+            assert_eq!(out[px * 3..px * 3 + 3], reference(41, 240, 110), "pixel {px}");
+        }
+    }
+
+    #[test]
+    fn rgb24_drops_row_padding_and_short_frames_are_refused() {
+        let frame = [1, 2, 3, 4, 5, 6, 0, 0, 7, 8, 9, 10, 11, 12, 0, 0];
+        let mut out = Vec::new();
+        rgb24_to_rgb(&frame, 2, 2, 8, &mut out).unwrap();
+        assert_eq!(out, (1..=12).collect::<Vec<u8>>());
+        assert!(rgb24_to_rgb(&frame[..10], 2, 2, 8, &mut out).is_err());
+        assert!(yuyv_to_rgb(&[0; 7], 2, 2, 4, &mut out).is_err());
+        assert!(nv12_to_rgb(&[0; 5], 2, 2, 2, &mut out).is_err());
+    }
+
+    #[test]
+    fn formats_parse_from_fourcc_and_flags() {
+        assert_eq!(PixelFormat::from_fourcc(b"JPEG"), Some(PixelFormat::Mjpeg));
+        assert_eq!(PixelFormat::parse("yuyv"), Some(PixelFormat::Yuyv));
+        assert_eq!(PixelFormat::parse("RGB3"), Some(PixelFormat::Rgb24));
+        assert_eq!(PixelFormat::parse("H264"), None);
+    }
+}

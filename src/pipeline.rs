@@ -1,0 +1,97 @@
+//! Camera to log stream: takes the latest frame, runs it through the shared
+//! inference engine, writes one JSON line per processed frame. The same
+//! engine serves HTTP, so a camera is just another client of the workers.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::api::wire::{self, FrameLine, Speed};
+use crate::camera::{self, CameraConfig, CameraStats, Latest};
+use crate::engine::{Engine, Input, Job};
+use crate::model::{Model, Params};
+use crate::sink::{self, Emit, Filter, Sink};
+
+/// Everything one camera pipeline needs.
+pub struct CameraJob {
+    pub config: CameraConfig,
+    pub model: Arc<Model>,
+    pub params: Params,
+    pub emit: Emit,
+    /// Stop after this many processed frames (then sets `stop`).
+    pub max_frames: Option<u64>,
+}
+
+/// Runs until `stop` is set (or `max_frames` are processed). Lines go to
+/// `sink`; each is also handed to `publish` (the SSE hub).
+pub fn run(job: CameraJob, engine: &Engine, sink: &Mutex<Sink>, stats: Arc<CameraStats>, stop: Arc<AtomicBool>, publish: &dyn Fn(&[u8])) {
+    let latest = Arc::new(Latest::default());
+    let capture = camera::spawn_capture(job.config.clone(), latest.clone(), stats.clone(), stop.clone());
+    let min_gap = job.config.fps.filter(|f| *f > 0.0).map(|f| Duration::from_secs_f64(1.0 / f));
+    let source = job.config.device.display().to_string();
+    let mut filter = Filter::new(job.emit);
+    let mut last_start: Option<Instant> = None;
+    while !stop.load(Ordering::SeqCst) {
+        if let (Some(gap), Some(t)) = (min_gap, last_start) {
+            // --fps caps processing: frames arriving meanwhile replace each other.
+            while t.elapsed() < gap && !stop.load(Ordering::SeqCst) {
+                std::thread::sleep((gap - t.elapsed()).min(Duration::from_millis(50)));
+            }
+        }
+        let Some(frame) = latest.take(Duration::from_millis(200)) else { continue };
+        last_start = Some(Instant::now());
+        *stats.last_frame.lock().unwrap_or_else(|e| e.into_inner()) = Some(frame.clone());
+        let start = Instant::now();
+        let input = match frame.to_rgb() {
+            Ok(Some(rgb)) => Input::Rgb(rgb),
+            Ok(None) => Input::Encoded(frame.data),
+            Err(e) => {
+                eprintln!("yolod: camera {source}: {e}");
+                continue;
+            }
+        };
+        let convert = start.elapsed();
+        let result = engine.run(Job { model: job.model.clone(), input, params: job.params });
+        let processed = stats.processed.fetch_add(1, Ordering::SeqCst) + 1;
+        let line = match result {
+            Ok(out) => {
+                if !filter.pass(out.objects.iter().map(|o| o.detection.class)) {
+                    None
+                } else {
+                    let t = out.timings;
+                    let line = FrameLine {
+                        ts: sink::time::now_rfc3339(),
+                        source: &source,
+                        frame: frame.number,
+                        width: out.width,
+                        height: out.height,
+                        model: &job.model.info.id,
+                        speed: Speed::from_durations(convert + t.decode, t.preprocess, t.inference, t.postprocess),
+                        success: true,
+                        message: "Inference complete.",
+                        data: wire::objects(&out.objects, &job.model.info.names, false, out.width, out.height),
+                    };
+                    Some(wire::to_vec(&line))
+                }
+            }
+            Err(e) => {
+                eprintln!("yolod: camera {source}: frame {}: {e}", frame.number);
+                None
+            }
+        };
+        if let Some(line) = line {
+            let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = sink.write_line(&line) {
+                if sink.failed == 1 || sink.failed % 100 == 0 {
+                    eprintln!("yolod: log stream write failed ({} lines lost so far): {e}", sink.failed);
+                }
+            }
+            drop(sink);
+            publish(&line);
+        }
+        if job.max_frames.is_some_and(|n| processed >= n) {
+            stop.store(true, Ordering::SeqCst);
+        }
+    }
+    let _ = capture.join();
+}
