@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests on the static x86_64
 # build, then the same binary's aarch64 twin under qemu, compared.
-# Needs: musl-tools gcc-aarch64-linux-gnu qemu-user-static systemd (apt),
+# Needs: musl-tools gcc-aarch64-linux-gnu qemu-user-static systemd libclang-dev
+# qemu-system-x86 cpio kmod xz-utils (apt),
 # cargo-deb (cargo install), and rustup targets x86_64-unknown-linux-musl aarch64-unknown-linux-musl;
 # .ci/run installs them.
 set -euo pipefail
@@ -16,6 +17,9 @@ tests/e2e/systemd.sh
 
 step "amd64 .deb from the same build"
 tests/e2e/package.sh x86_64-unknown-linux-musl
+
+step "camera: a real V4L2 device (vivid) in a VM, capture across a replug"
+tests/e2e/camera.sh
 
 step "static aarch64 build (dist profile: what ships)"
 cargo build --profile dist --target aarch64-unknown-linux-musl

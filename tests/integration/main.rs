@@ -3,6 +3,7 @@
 
 mod api;
 mod camera;
+mod malformed;
 mod service;
 mod support;
 mod tasks;
