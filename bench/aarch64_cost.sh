@@ -26,7 +26,7 @@
 #   --cpus "cortex-a76 cortex-a72" CPUS   (Pi 5 with dot product / Pi 4 without)
 #   --jobs N                       JOBS   parallel qemu runs (default 1)
 #   --bin PATH                     YOLOD_AARCH64 (default
-#                                  target/aarch64-unknown-linux-musl/release/yolod)
+#                                  target/aarch64-unknown-linux-musl/dist/yolod)
 #   --image FILE                   IMAGE  bench image (default: yolod's synthetic one)
 #   --out DIR                      COST_OUT raw counts and logs
 #                                  (default target/aarch64-cost)
@@ -57,7 +57,7 @@ root="$(cd "$here/.." && pwd)"
 sizes="${SIZES:-640 320}"
 cpus="${CPUS:-cortex-a76 cortex-a72}"
 jobs="${JOBS:-1}"
-bin="${YOLOD_AARCH64:-$root/target/aarch64-unknown-linux-musl/release/yolod}"
+bin="${YOLOD_AARCH64:-$root/target/aarch64-unknown-linux-musl/dist/yolod}"
 image="${IMAGE:-}"
 out="${COST_OUT:-$root/target/aarch64-cost}"
 qemu="${QEMU:-qemu-aarch64}"

@@ -24,18 +24,27 @@ scale holds, so each variant keeps the head's decode in float: all of /model.22/
 its Conv nodes (and the DFL's fixed 1x1 conv, which is decode too). yolod cuts the graph
 at /model.22/Concat{,_1,_2}_output_0, whose names the quantized graphs keep.
 
-Variants (see VARIANTS):
-  qdq       QDQ, per-channel s8 weights, u8 activations. tract runs this in f32 (DQ->Conv->Q
-            is not fused into an integer conv in tract 0.23.9).
-  qop       QOperator (QLinearConv + contrib QLinear* ops), per-channel s8 weights, u8 acts.
-  qop-conv  QOperator with only Conv quantized: QLinearConv between float SiLUs;
-            s8 activations, per-tensor s8 weights (the forms tract's integer conv path
-            handles best: no u8->i8 offsetting, a uniform requant scale that fuses into
-            the matmul kernel).
-  qop-conv-pc  same with per-channel weights.
+Variants (see VARIANTS; accuracy from tests/reference/int8_accuracy.py, x86 tract 0.23.9 timings
+and plans in the int8 issue):
+  qdq       QDQ, per-channel s8 weights, u8 activations. tract runs its convs in f32: no rule
+            folds DQ->Conv->Q into an integer conv; each Q/DQ is an extra elementwise pass.
+  qop       QOperator, per-channel s8 weights, u8 activations. Also emits com.microsoft
+            QLinearSigmoid/QLinearMul/QLinearAdd/QLinearConcat, which tract cannot load.
+  qop-conv  QOperator with only Conv quantized (QLinearConv between float SiLUs), s8
+            activations, per-tensor s8 weights: no u8->i8 offsetting, a uniform requant scale
+            that tract fuses into its int8 matmul, and DQ->SiLU->Q folds into a lookup table.
+            The fastest in tract, but quantizing each Conv output (before SiLU) costs too much
+            accuracy.
+  qop-conv-pc  same with per-channel weights: tract cannot fuse a per-channel requant and
+            runs it as ~8 unfused elementwise passes per conv (slower than fp32).
+  convint   Only each Conv's input (s8, per-tensor) and weights (s8, per-channel) are
+            quantized; the integer accumulator (+ int32 bias) is rescaled to float, SiLU runs
+            in float. Built as QDQ by onnxruntime, then rewritten into ConvInteger -> Add ->
+            Cast -> Mul (to_conv_integer), which tract imports as an integer convolution.
+            The only variant meeting the accuracy goal.
 
     python3 models/quantize.py                 # all variants into models/int8/
-    python3 models/quantize.py --only qop-conv
+    python3 models/quantize.py --only convint
 """
 import argparse
 import hashlib
@@ -304,7 +313,7 @@ def to_conv_integer(model):
         new_nodes += [
             helper.make_node("ConvInteger", [x_q, w_dq.input[0], x_zp, zero_w], [f"{out}.acc"],
                              name=f"{name}.int", **attrs),
-            helper.make_node("Add", [f"{out}.acc", f"{name}.bias"], [f"{out}.i32"], name=f"{name}.bias"),
+            helper.make_node("Add", [f"{out}.acc", f"{name}.bias"], [f"{out}.i32"], name=f"{name}.bias_add"),
             helper.make_node("Cast", [f"{out}.i32"], [f"{out}.f32"], name=f"{name}.cast", to=onnx.TensorProto.FLOAT),
             helper.make_node("Mul", [f"{out}.f32", f"{name}.rescale"], [out], name=name),
         ]
@@ -357,10 +366,12 @@ def quantize(src, dst, variant, calib_paths, method):
     q = onnx.load(dst)
     if rewrite == "conv_integer":
         q = to_conv_integer(q)
-        onnx.save(q, dst)
+    # onnxruntime records the 640x640 intermediate shapes as value_info; they would pin the
+    # cut graph to 640 (tract refuses other sizes), and the fp32 export has none.
+    del q.graph.value_info[:]
     if not any(p.key == "names" for p in q.metadata_props):
         q.metadata_props.extend(model.metadata_props)
-        onnx.save(q, dst)
+    onnx.save(q, dst)
     check_head(dst)
 
 

@@ -17,7 +17,7 @@ const STAGES: [&str; 6] = ["decode", "preprocess", "inference", "postprocess", "
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let load_start = Instant::now();
-    let model = load_model(&args.inference.model)?;
+    let model = load_model(&args.inference.model, args.inference.size)?;
     let load = load_start.elapsed();
     let encoded = match &args.image {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,

@@ -54,7 +54,7 @@ pub fn capture(args: CaptureArgs) -> Result<ExitCode> {
     if args.camera.cameras.is_empty() {
         bail!("give a camera with --camera /dev/video0");
     }
-    let model = load_model(&args.model)?;
+    let model = load_model(&args.model, args.camera.imgsz)?;
     let (jobs, sink) = camera_jobs(&args.camera, &model, args.frames)?;
     let sink = Mutex::new(sink);
     let engine = Engine::start(jobs.len(), jobs.len(), DecodeLimits::default());

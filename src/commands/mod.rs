@@ -22,14 +22,15 @@ use crate::model::registry::{self, EMBEDDED_BYTES, EMBEDDED_ID, Registry};
 use crate::model::{Model, Params};
 use crate::vision::decode::DecodeLimits;
 
-/// Loads just the model a CLI command names: the embedded one by id, or a file.
-fn load_model(id_or_file: &str) -> Result<Arc<Model>> {
+/// Loads just the model a CLI command names: the embedded one by id, or a
+/// file; its first plan is optimised for `size`, the size the command will run.
+fn load_model(id_or_file: &str, size: u32) -> Result<Arc<Model>> {
     if id_or_file == EMBEDDED_ID {
-        return Ok(Arc::new(Model::load(EMBEDDED_ID, "embedded yolov8n.onnx", EMBEDDED_BYTES)?));
+        return Ok(Arc::new(Model::load_warm(EMBEDDED_ID, "embedded yolov8n.onnx", EMBEDDED_BYTES, Some(size))?));
     }
     let path = std::path::Path::new(id_or_file);
     anyhow::ensure!(path.is_file(), "no model {id_or_file:?}: it is neither {EMBEDDED_ID:?} (built in) nor an ONNX file");
-    Ok(Arc::new(registry::load_file(&registry::model_id(path)?, path)?))
+    Ok(Arc::new(registry::load_file_warm(&registry::model_id(path)?, path, Some(size))?))
 }
 
 /// `yolod predict`: one line of API JSON per image on stdout, in order.
@@ -40,7 +41,7 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     if !(0.0..=0.95).contains(&args.iou) {
         anyhow::bail!("--iou {} is outside 0.0 - 0.95", args.iou);
     }
-    let model = load_model(&args.inference.model)?;
+    let model = load_model(&args.inference.model, args.inference.size)?;
     let params = Params { size: args.inference.size, confidence: args.confidence, iou: args.iou };
     let mut stdout = std::io::stdout().lock();
     let mut failed = 0;

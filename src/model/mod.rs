@@ -83,6 +83,12 @@ impl Model {
     /// Parses `bytes` as a YOLOv8 ONNX model and optimises its plan for the
     /// export size, so the first request does not pay for it.
     pub fn load(id: &str, source: &str, bytes: &[u8]) -> Result<Model> {
+        Model::load_warm(id, source, bytes, None)
+    }
+
+    /// As `load`, optimising the plan for `warm` (a request size) instead of
+    /// the export size, for a caller that knows which size it will use.
+    pub fn load_warm(id: &str, source: &str, bytes: &[u8], warm: Option<u32>) -> Result<Model> {
         let proto = tract_onnx::onnx()
             .proto_model_for_read(&mut &bytes[..])
             .with_context(|| format!("{source} is not an ONNX model"))?;
@@ -135,7 +141,8 @@ impl Model {
             precision,
         };
         let model = Model { info, template, head, keypoints, plans: Mutex::new(VecDeque::new()) };
-        model.plan(input_size).with_context(|| format!("optimising {source} for {input_size}x{input_size}"))?;
+        let size = warm.map_or(input_size, |s| model.network_size(s));
+        model.plan(size).with_context(|| format!("optimising {source} for {size}x{size}"))?;
         Ok(model)
     }
 

@@ -84,8 +84,13 @@ impl Registry {
 
 /// Loads one model file under `id`; errors name the file.
 pub fn load_file(id: &str, file: &Path) -> Result<Model> {
+    load_file_warm(id, file, None)
+}
+
+/// As `load_file`, with its first plan optimised for `warm` (see `Model::load_warm`).
+pub fn load_file_warm(id: &str, file: &Path, warm: Option<u32>) -> Result<Model> {
     let bytes = std::fs::read(file).with_context(|| format!("reading model {}", file.display()))?;
-    Model::load(id, &file.display().to_string(), &bytes).with_context(|| format!("loading model {}", file.display()))
+    Model::load_warm(id, &file.display().to_string(), &bytes, warm).with_context(|| format!("loading model {}", file.display()))
 }
 
 /// The MODEL_ID of a file: its stem, restricted to URL-safe characters.

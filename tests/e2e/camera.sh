@@ -9,7 +9,12 @@ cd "$(dirname "$0")/../.."
 bin=${1:-target/x86_64-unknown-linux-musl/release/yolod}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-YOLOD_VM_WORKDIR=$work YOLOD_VM_QUIET=${YOLOD_VM_QUIET:-1} tests/e2e/vm/run.sh "$bin" tests/e2e/vm/camera-test.sh \
+
+accel=tcg
+# KVM was seen to hang at the BIOS on these (nested) machines: TCG unless asked.
+accel=${YOLOD_VM_ACCEL:-$accel}
+echo "camera e2e: qemu accelerator $accel"
+YOLOD_VM_ACCEL=$accel YOLOD_VM_WORKDIR=$work YOLOD_VM_QUIET=${YOLOD_VM_QUIET:-1} tests/e2e/vm/run.sh "$bin" tests/e2e/vm/camera-test.sh \
     || { echo "VM test failed; console:"; tail -50 "$work/console.log"; exit 1; }
 python3 - "$work/out.bin" <<'PY'
 import json, sys
@@ -31,8 +36,8 @@ for name, lines in files.items():
     assert frames == sorted(set(frames)), f"{name}: frame numbers not increasing: {frames}"
     print(f"{name}: {len(lines)} lines, frames {frames[0]}..{frames[-1]}")
     total += len(lines)
-assert len(files["yuyv"]) == 20 and len(files["nv12"]) == 20, {k: len(v) for k, v in files.items()}
-assert len(files["replug"]) == 60
+assert len(files["yuyv"]) == 12 and len(files["nv12"]) == 12, {k: len(v) for k, v in files.items()}
+assert len(files["replug"]) == 24
 assert total >= 40
 print(f"camera e2e OK: {total} frames, YUYV and NV12, capture resumed after unbind/bind")
 PY

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::support::*;
+use crate::support::{self, *};
 
 #[derive(Deserialize)]
 struct Golden {
@@ -129,4 +129,22 @@ fn models_report_their_tasks() {
         .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.lines().any(|l| l.starts_with("yolov8n-pose-made") && l.contains(" pose ")), "{text}");
+}
+
+#[test]
+fn the_int8_model_finds_what_the_fp32_reference_finds() {
+    // models/int8/yolov8n-convint.onnx (models/quantize.py): ConvInteger, integer kernels in tract.
+    let int8 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/int8/yolov8n-convint.onnx");
+    let server = Server::start(&["--model", int8.to_str().unwrap()]);
+    let models = get(&server.url("/v1/models"), &[]).json().data;
+    let entry = models.as_array().unwrap().iter().find(|m| m["id"] == "yolov8n-convint").unwrap().clone();
+    assert_eq!(entry["precision"], "int8");
+    for name in ["bus.jpg", "zidane.jpg"] {
+        let a = post(&server.url("/v1/predict/yolov8n-convint"), &[("Content-Type", "image/jpeg")], &image(name));
+        let got = a.detections();
+        for r in support::golden(640, name).iter().filter(|r| r.confidence >= 0.4) {
+            let best = got.iter().filter(|g| g.class == r.class).map(|g| g.bbox.iou(&r.bbox)).fold(0.0, f64::max);
+            assert!(best >= 0.8, "{name}: {} at IoU {best}", r.name);
+        }
+    }
 }

@@ -4,19 +4,19 @@
 # The JSON lines go to $E2E_OUT for the host to check (tests/e2e/camera.sh).
 set -e
 out=${E2E_OUT:-/dev/ttyS1}
-common="--camera /dev/video0 --size 640x480 --fps 30 --imgsz 64"
+common="--camera /dev/video0 --size 640x480 --fps 30 --imgsz 32"
 
 echo "== YUYV"
-/yolod capture $common --format YUYV --frames 20 --log /tmp/yuyv.jsonl
+/yolod capture $common --format YUYV --frames 12 --log /tmp/yuyv.jsonl
 echo "== NV12"
-/yolod capture $common --format NV12 --frames 20 --log /tmp/nv12.jsonl
+/yolod capture $common --format NV12 --frames 12 --log /tmp/nv12.jsonl
 
 echo "== replug"
-/yolod capture $common --format YUYV --frames 60 --log /tmp/replug.jsonl 2>/tmp/replug.err &
+/yolod capture $common --format YUYV --frames 24 --log /tmp/replug.jsonl 2>/tmp/replug.err &
 pid=$!
-# Wait for the first 15 frames, then pull the camera away for 2 s.
+# Wait for the first 6 frames, then pull the camera away for 2 s.
 i=0
-while [ "$(cat /tmp/replug.jsonl 2>/dev/null | wc -l)" -lt 15 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+while [ "$(cat /tmp/replug.jsonl 2>/dev/null | wc -l)" -lt 6 ] && [ $i -lt 3000 ]; do sleep 0.1; i=$((i + 1)); done
 lines_before=$(wc -l < /tmp/replug.jsonl)
 echo vivid.0 > /sys/bus/platform/drivers/vivid/unbind
 echo "unbound after $lines_before lines"
