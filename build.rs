@@ -9,6 +9,7 @@ fn main() {
     let model = "models/yolov8n.onnx";
     println!("cargo:rerun-if-changed={model}");
     println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/refs/heads");
     let bytes = std::fs::read(model).unwrap_or_else(|e| panic!("{model}: {e} (run models/fetch.sh)"));
     let hash: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
     println!("cargo:rustc-env=YOLOD_EMBEDDED_SHA256={hash}");
