@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Loopback load on `yolod serve`: N clients posting an image for T seconds.
+
+Starts the binary itself (so it can read its RSS), prints throughput,
+p50/p99 latency, status counts (only 200 and 503-with-Retry-After are
+allowed) and RSS at 10 s and at the end (drift must stay under 10%).
+
+    python3 bench/load.py --clients 4 --seconds 60 [--bin PATH] [--size 320]
+"""
+import argparse
+import http.client
+import os
+import socket
+import subprocess
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "release", "yolod"))
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--size", type=int, default=320)
+    ap.add_argument("--image", default=os.path.join(ROOT, "tests", "fixtures", "images", "bus.jpg"))
+    args = ap.parse_args()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([args.bin, "serve", "--listen", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "yolod: ready on" in line:
+            break
+    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    body = open(args.image, "rb").read()
+    lock = threading.Lock()
+    latencies, statuses, bad = [], {}, []
+    deadline = time.monotonic() + args.seconds
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while time.monotonic() < deadline:
+            t = time.monotonic()
+            conn.request("POST", f"/v1/predict?size={args.size}", body, {"Content-Type": "image/jpeg"})
+            resp = conn.getresponse()
+            resp.read()
+            dt = time.monotonic() - t
+            with lock:
+                statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                if resp.status == 200:
+                    latencies.append(dt)
+                elif not (resp.status == 503 and resp.getheader("Retry-After")):
+                    bad.append(resp.status)
+            if resp.status == 503:
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=client) for _ in range(args.clients)]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    time.sleep(min(10, args.seconds / 2))
+    rss_10 = rss_kib(proc.pid)
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - start
+    rss_end = rss_kib(proc.pid)
+    proc.terminate()
+    proc.wait(timeout=30)
+    latencies.sort()
+    pct = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000 if latencies else 0
+    drift = (rss_end - rss_10) / rss_10
+    print(f"clients {args.clients}, {elapsed:.0f} s, size {args.size}: {len(latencies) / elapsed:.1f} req/s, "
+          f"p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms, statuses {statuses}, "
+          f"RSS {rss_10 / 1024:.1f} MiB at 10 s -> {rss_end / 1024:.1f} MiB at end ({drift:+.1%}), exit {proc.returncode}")
+    if bad or abs(drift) >= 0.10 or proc.returncode != 0:
+        raise SystemExit(f"FAILED: unexpected statuses {bad[:5]} or RSS drift {drift:+.1%} or exit {proc.returncode}")
+
+
+if __name__ == "__main__":
+    main()
