@@ -187,7 +187,7 @@ for m in "${models[@]}"; do
                 -v s="${net:-$s}" -v g="$floor_gmacs" \
                 -v w0="$(cat "$b"_i0.time)" -v w1="$(cat "$b"_i1.time)" -v w2="$(cat "$b"_i2.time)" \
                 'BEGIN{ per = c2 - c1; floor = g * 1e9 * (s / 640) ^ 2 / 4;
-                        printf "%d\t%d\t%.3f\t%d\t%d\t%s\t%s\t%s\n", per, floor, per / floor, c1 - c0 - per, c0, w0, w1, w2 }' >>"$summary"
+                        printf "%.0f\t%.0f\t%.3f\t%.0f\t%.0f\t%s\t%s\t%s\n", per, floor, per / floor, c1 - c0 - per, c0, w0, w1, w2 }' >>"$summary"
         done
     done
 done
