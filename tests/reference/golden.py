@@ -49,12 +49,12 @@ def letterbox(bgr, size):
     return np.ascontiguousarray(rgb, dtype=np.float32)[None] / 255.0
 
 
-def cut_model(model):
-    """Copy of `model` ending at the three head maps, with a dynamic HxW input."""
+def cut_model(model, outputs=HEAD_MAPS):
+    """Copy of `model` ending at `outputs` (default: the three head maps), with a dynamic HxW input."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
     g = m.graph
-    needed, keep = set(HEAD_MAPS), []
+    needed, keep = set(outputs), []
     for node in reversed(g.node):
         if needed.intersection(node.output):
             keep.append(node)
@@ -66,7 +66,7 @@ def cut_model(model):
     g.initializer.extend(inits)
     del g.value_info[:]
     del g.output[:]
-    g.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in HEAD_MAPS)
+    g.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in outputs)
     dims = g.input[0].type.tensor_type.shape.dim
     dims[2].dim_param, dims[3].dim_param = "height", "width"
     return m

@@ -55,7 +55,7 @@ import onnx
 import onnxruntime as ort
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from golden import EXPORT_SIZE, MAX_NMS, MAX_WH, REG_MAX, decode, iou_one_to_many, letterbox, scale_boxes  # noqa: E402
+from golden import EXPORT_SIZE, MAX_NMS, MAX_WH, REG_MAX, cut_model, decode, iou_one_to_many, letterbox, scale_boxes  # noqa: E402
 
 MASK_THRESHOLD = 0.5
 SKELETON = [(15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
@@ -94,29 +94,6 @@ def head_maps(model):
             if maps and len(maps) == 3:
                 extra = maps
     return det, extra
-
-
-def cut_model(model, outputs):
-    """Copy of `model` ending at `outputs`, with a dynamic HxW input."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    g = m.graph
-    needed, keep = set(outputs), []
-    for node in reversed(g.node):
-        if needed.intersection(node.output):
-            keep.append(node)
-            needed.update(i for i in node.input if i)
-    del g.node[:]
-    g.node.extend(reversed(keep))
-    inits = [t for t in g.initializer if t.name in needed]
-    del g.initializer[:]
-    g.initializer.extend(inits)
-    del g.value_info[:]
-    del g.output[:]
-    g.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in outputs)
-    dims = g.input[0].type.tensor_type.shape.dim
-    dims[2].dim_param, dims[3].dim_param = "height", "width"
-    return m
 
 
 def decode_keypoints(maps, size, nk):
