@@ -180,6 +180,11 @@ pub struct PredictArgs {
     /// Coordinates as fractions of the image's width and height.
     #[arg(long)]
     pub normalize: bool,
+    /// Also draw the detections (boxes, labels, masks, skeletons) as JPEG:
+    /// to OUT for one image; with several, OUT is a directory (made if
+    /// missing) holding NAME.jpg for each image NAME.*.
+    #[arg(long, value_name = "OUT")]
+    pub annotate: Option<PathBuf>,
     /// Image files (JPEG, PNG, WebP, BMP, GIF, TIFF).
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<PathBuf>,

@@ -33,6 +33,8 @@ pub struct Output {
     pub height: u32,
     pub objects: Vec<Object>,
     pub timings: Timings,
+    /// The decoded image, handed back for pictures and snapshots (a move, not a copy).
+    pub image: Rgb,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +160,7 @@ pub fn process(job: Job, limits: DecodeLimits) -> JobResult {
         .model
         .predict(&image, &job.params, &mut timings)
         .map_err(|e| JobError::Failed(format!("{e:#}")))?;
-    Ok(Output { width: image.width, height: image.height, objects, timings })
+    Ok(Output { width: image.width, height: image.height, objects, timings, image })
 }
 
 /// The text of a panic payload, when it has one.

@@ -2,6 +2,7 @@
 //! HUB inference API locally. The binary (`main.rs`) only wires these modules.
 #![deny(unsafe_code)]
 
+pub mod annotate;
 pub mod api;
 pub mod camera;
 pub mod cli;

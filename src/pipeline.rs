@@ -11,6 +11,22 @@ use crate::camera::{self, CameraConfig, CameraStats, Latest};
 use crate::engine::{Engine, Input, Job};
 use crate::model::{Model, Params};
 use crate::sink::{self, Emit, Filter, Sink};
+use crate::vision::Object;
+use crate::vision::decode::Rgb;
+
+/// The latest processed frame of a camera, as `/v1/snapshot` shows it.
+pub struct Snapshot {
+    pub frame: u64,
+    pub model: Arc<Model>,
+    pub objects: Vec<Object>,
+    pub image: Rgb,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Snapshot(frame {}, {} objects)", self.frame, self.objects.len())
+    }
+}
 
 /// Everything one camera pipeline needs.
 pub struct CameraJob {
@@ -40,11 +56,10 @@ pub fn run(job: CameraJob, engine: &Engine, sink: &Mutex<Sink>, stats: Arc<Camer
         }
         let Some(frame) = latest.take(Duration::from_millis(200)) else { continue };
         last_start = Some(Instant::now());
-        *stats.last_frame.lock().unwrap_or_else(|e| e.into_inner()) = Some(frame.clone());
         let start = Instant::now();
         let input = match frame.to_rgb() {
             Ok(Some(rgb)) => Input::Rgb(rgb),
-            Ok(None) => Input::Encoded(frame.data),
+            Ok(None) => Input::Encoded(frame.data.clone()),
             Err(e) => {
                 eprintln!("yolod: camera {source}: {e}");
                 continue;
@@ -55,7 +70,7 @@ pub fn run(job: CameraJob, engine: &Engine, sink: &Mutex<Sink>, stats: Arc<Camer
         let processed = stats.processed.fetch_add(1, Ordering::SeqCst) + 1;
         let line = match result {
             Ok(out) => {
-                if !filter.pass(out.objects.iter().map(|o| o.detection.class)) {
+                let line = if !filter.pass(out.objects.iter().map(|o| o.detection.class)) {
                     None
                 } else {
                     let t = out.timings;
@@ -72,7 +87,10 @@ pub fn run(job: CameraJob, engine: &Engine, sink: &Mutex<Sink>, stats: Arc<Camer
                         data: wire::objects(&out.objects, &job.model.info.names, false, out.width, out.height),
                     };
                     Some(wire::to_vec(&line))
-                }
+                };
+                let snapshot = Snapshot { frame: frame.number, model: job.model.clone(), objects: out.objects, image: out.image };
+                *stats.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(snapshot));
+                line
             }
             Err(e) => {
                 eprintln!("yolod: camera {source}: frame {}: {e}", frame.number);

@@ -1,9 +1,12 @@
 //! Fuzzes the output decoders with arbitrary tensors: head maps, NMS, masks
-//! to polygons, keypoints. Whatever the network says, no panic, and every
-//! box lands inside the image.
+//! to polygons, keypoints, and the picture drawn from them. Whatever the
+//! network says, no panic, and every box lands inside the image.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use yolod::annotate;
+use yolod::vision::Object;
+use yolod::vision::decode::Rgb;
 use yolod::vision::detect::{HeadMap, REG_MAX, decode_head};
 use yolod::vision::letterbox::Letterbox;
 use yolod::vision::mask::{Protos, largest_region_outline, object_mask};
@@ -28,12 +31,18 @@ fuzz_target!(|data: &[u8]| {
     let dets = nms(decode_head(&[HeadMap { data: &map, h, w, stride: 8.0 }], classes, 0.25), 0.45, 300);
     let protos_data: Vec<f32> = (0..2 * 4 * 4).map(|i| floats.get(i).copied().unwrap_or(1.0)).collect();
     let protos = Protos { data: &protos_data, count: 2, h: 4, w: 4 };
+    let mut objects = Vec::new();
     for d in dets {
         let b = lb.unmap(d.bbox);
         assert!(b.x1 >= 0.0 && b.x2 <= lb.src_w as f32 && b.y1 >= 0.0 && b.y2 <= lb.src_h as f32 || b.x1.is_nan() || b.x2.is_nan() || b.y1.is_nan() || b.y2.is_nan());
         let mask = object_mask(&protos, &[1.0, -0.5], d.bbox, b, &lb);
-        let _ = largest_region_outline(&mask);
+        let mut object = Object::new(d.clone(), b);
+        object.segments = Some(largest_region_outline(&mask));
         let kmap: Vec<f32> = map[..3 * h * w].to_vec();
-        let _ = keypoints(&[KeypointMap { data: &kmap, h, w, stride: 8.0 }], d.anchor, 1, &lb);
+        object.keypoints = keypoints(&[KeypointMap { data: &kmap, h, w, stride: 8.0 }], d.anchor, 1, &lb);
+        objects.push(object);
     }
+    // Whatever came out can be drawn on the source image.
+    let mut picture = Rgb { width: lb.src_w, height: lb.src_h, data: vec![0; (lb.src_w * lb.src_h * 3) as usize] };
+    annotate::draw(&mut picture, &objects, &["a".to_string()]);
 });

@@ -14,6 +14,8 @@ pub struct Args {
     pub params: Params,
     pub normalize: bool,
     pub url: Option<String>,
+    /// Answer with a JPEG of the detections drawn on the image instead of JSON.
+    pub annotate: bool,
 }
 
 impl Default for Args {
@@ -22,6 +24,7 @@ impl Default for Args {
             params: Params { size: DEFAULT_SIZE, confidence: DEFAULT_CONFIDENCE, iou: DEFAULT_IOU },
             normalize: false,
             url: None,
+            annotate: false,
         }
     }
 }
@@ -51,17 +54,23 @@ impl Args {
             }
             "confidence" | "conf" => self.params.confidence = float_in(v, 0.01, 1.0).ok_or_else(|| invalid("valid range is 0.01 - 1.0"))?,
             "iou" => self.params.iou = float_in(v, 0.0, 0.95).ok_or_else(|| invalid("valid range is 0.0 - 0.95"))?,
-            "normalize" => {
-                self.normalize = match v.to_ascii_lowercase().as_str() {
-                    "true" | "1" | "yes" => true,
-                    "false" | "0" | "no" | "" => false,
-                    _ => return Err(invalid("valid values are true, false, 1, 0, yes, no")),
-                }
-            }
+            "normalize" => self.normalize = flag(v).ok_or_else(|| invalid(FLAG_VALUES))?,
+            "annotate" => self.annotate = flag(v).ok_or_else(|| invalid(FLAG_VALUES))?,
             "url" => self.url = (!v.is_empty()).then(|| v.to_string()),
             _ => {}
         }
         Ok(())
+    }
+}
+
+const FLAG_VALUES: &str = "valid values are true, false, 1, 0, yes, no";
+
+/// A boolean field; empty counts as false, as an unticked form box sends nothing.
+pub fn flag(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" | "" => Some(false),
+        _ => None,
     }
 }
 
@@ -90,6 +99,8 @@ mod tests {
         assert_eq!(a.params.size, 480);
         assert_eq!(a.params.confidence, 0.5);
         assert!(a.normalize);
+        assert!(!a.annotate);
+        assert!(Args::from_pairs([("annotate", "TRUE")]).unwrap().annotate);
     }
 
     #[test]
@@ -99,6 +110,7 @@ mod tests {
         assert_eq!(message(&[("confidence", "NaN")]), "Invalid 'confidence': NaN (valid range is 0.01 - 1.0).");
         assert_eq!(message(&[("iou", "0.99")]), "Invalid 'iou': 0.99 (valid range is 0.0 - 0.95).");
         assert_eq!(message(&[("normalize", "maybe")]), "Invalid 'normalize': maybe (valid values are true, false, 1, 0, yes, no).");
+        assert_eq!(message(&[("annotate", "jpeg")]), "Invalid 'annotate': jpeg (valid values are true, false, 1, 0, yes, no).");
         assert_eq!(message(&[("size", "-32")]), "Invalid 'size': -32 (valid range is 32 - 1280).");
     }
 

@@ -13,6 +13,9 @@ use super::server::State;
 use super::wire::{self, Empty, Envelope, ModelEntry};
 use crate::engine::{Busy, Input, Job, JobError};
 
+/// Quality of the JPEGs served by `annotate=true` and `/v1/snapshot`.
+const JPEG_QUALITY: u8 = 90;
+
 /// A response, before it is written.
 pub struct Reply {
     pub status: u16,
@@ -146,18 +149,25 @@ fn snapshot(state: &State, query: &str) -> Result<Reply, ApiError> {
         None => state.cameras.first(),
     }
     .ok_or_else(|| ApiError::NotFound(format!("camera {}", super::error::echo(wanted.as_deref().unwrap_or("(none configured)")))))?;
-    let frame = camera.last_frame.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let frame = frame.ok_or(ApiError::Busy { retry_after: 1 })?;
-    let jpeg = match frame.to_rgb().map_err(|e| ApiError::Internal(e.to_string()))? {
-        None => frame.data,
-        Some(rgb) => {
-            let img = image::RgbImage::from_raw(rgb.width, rgb.height, rgb.data).ok_or_else(|| ApiError::Internal("frame size".into()))?;
-            let mut out = std::io::Cursor::new(Vec::new());
-            img.write_to(&mut out, image::ImageFormat::Jpeg).map_err(|e| ApiError::Internal(e.to_string()))?;
-            out.into_inner()
-        }
+    let last = camera.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let last = last.ok_or(ApiError::Busy { retry_after: 1 })?;
+    let annotate = match form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "annotate") {
+        Some((_, v)) => super::args::flag(&v).ok_or_else(|| ApiError::InvalidField {
+            field: "annotate".into(),
+            value: super::error::echo(&v),
+            valid: "valid values are true, false, 1, 0, yes, no",
+        })?,
+        None => false,
     };
-    Ok(Reply { status: 200, content_type: "image/jpeg", body: jpeg, headers: vec![("Cache-Control", "no-store".into())], stream: None })
+    let jpeg = if annotate {
+        let mut picture = last.image.clone();
+        crate::annotate::draw(&mut picture, &last.objects, &last.model.info.names);
+        crate::annotate::to_jpeg(&picture, JPEG_QUALITY)
+    } else {
+        crate::annotate::to_jpeg(&last.image, JPEG_QUALITY)
+    }
+    .map_err(|e| ApiError::Internal(format!("jpeg: {e}")))?;
+    Ok(Reply { status: 200, content_type: "image/jpeg", body: jpeg, headers: vec![("Cache-Control", "no-store".into()), ("X-Frame", last.frame.to_string())], stream: None })
 }
 
 fn models(state: &State) -> Reply {
@@ -234,8 +244,16 @@ fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Resul
             JobError::Failed(detail) => ApiError::Internal(detail),
         })?;
     let json_start = Instant::now();
-    let objects = wire::objects(&output.objects, &model.info.names, args.normalize, output.width, output.height);
-    let mut reply = Reply::json(200, &Envelope { success: true, message: "Inference complete.", data: objects });
+    let mut reply = if args.annotate {
+        let mut picture = output.image;
+        crate::annotate::draw(&mut picture, &output.objects, &model.info.names);
+        let jpeg = crate::annotate::to_jpeg(&picture, JPEG_QUALITY).map_err(|e| ApiError::Internal(format!("jpeg: {e}")))?;
+        Reply { status: 200, content_type: "image/jpeg", body: jpeg, headers: vec![], stream: None }
+    } else {
+        drop(output.image);
+        let objects = wire::objects(&output.objects, &model.info.names, args.normalize, output.width, output.height);
+        Reply::json(200, &Envelope { success: true, message: "Inference complete.", data: objects })
+    };
     let t = output.timings;
     let total = started.elapsed();
     state.metrics.stages([t.decode, t.preprocess, t.inference, t.postprocess, total]);

@@ -67,8 +67,8 @@ pub struct CameraStats {
     /// "MJPG 640x480" once negotiated.
     pub negotiated: Mutex<String>,
     pub last_error: Mutex<String>,
-    /// The most recently processed frame, for `GET /v1/snapshot`.
-    pub last_frame: Mutex<Option<Frame>>,
+    /// The most recently processed frame and its detections, for `GET /v1/snapshot`.
+    pub last: Mutex<Option<Arc<crate::pipeline::Snapshot>>>,
 }
 
 /// The single-frame mailbox between capture and processing: latest wins.

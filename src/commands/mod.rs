@@ -43,6 +43,7 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     }
     let model = load_model(&args.inference.model, args.inference.size)?;
     let params = Params { size: args.inference.size, confidence: args.confidence, iou: args.iou };
+    let mut pictures = args.annotate.as_deref().map(|out| Pictures::new(out, args.images.len())).transpose()?;
     let mut stdout = std::io::stdout().lock();
     let mut failed = 0;
     for path in &args.images {
@@ -53,9 +54,16 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
                 engine::process(job, DecodeLimits::default()).map_err(|e| format!("{}: {e}", path.display()))
             });
         match result {
-            Ok(out) => {
+            Ok(mut out) => {
                 let data = wire::objects(&out.objects, &model.info.names, args.normalize, out.width, out.height);
                 wire::write(&mut stdout, &Envelope { success: true, message: "Inference complete.", data })?;
+                if let Some(pictures) = &mut pictures {
+                    crate::annotate::draw(&mut out.image, &out.objects, &model.info.names);
+                    let target = pictures.path_for(path);
+                    let jpeg = crate::annotate::to_jpeg(&out.image, 90).context("encoding the picture")?;
+                    std::fs::write(&target, jpeg).with_context(|| format!("writing {}", target.display()))?;
+                    eprintln!("yolod: drew {} objects on {}", out.objects.len(), target.display());
+                }
             }
             Err(message) => {
                 eprintln!("yolod: {message}");
@@ -67,6 +75,42 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
         stdout.flush()?;
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Where `predict --annotate` puts its pictures.
+enum Pictures {
+    File(std::path::PathBuf),
+    /// The directory and the names given so far (two `x.png` from two
+    /// directories must not overwrite each other).
+    Directory(std::path::PathBuf, std::collections::HashSet<String>),
+}
+
+impl Pictures {
+    /// One image to a file, unless OUT is an existing directory; several
+    /// images always to a directory, made here so a typo fails before any work.
+    fn new(out: &std::path::Path, images: usize) -> Result<Pictures> {
+        if images == 1 && !out.is_dir() {
+            return Ok(Pictures::File(out.to_path_buf()));
+        }
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("--annotate {}: several images need a directory", out.display()))?;
+        Ok(Pictures::Directory(out.to_path_buf(), Default::default()))
+    }
+
+    fn path_for(&mut self, image: &std::path::Path) -> std::path::PathBuf {
+        match self {
+            Pictures::File(path) => path.clone(),
+            Pictures::Directory(dir, taken) => {
+                let stem = image.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy());
+                let name = (1..)
+                    .map(|n| if n == 1 { format!("{stem}.jpg") } else { format!("{stem}-{n}.jpg") })
+                    .find(|name| !taken.contains(name))
+                    .expect("an unbounded range has a free name");
+                taken.insert(name.clone());
+                dir.join(name)
+            }
+        }
+    }
 }
 
 /// `yolod models`: a table of the embedded model and any others given.

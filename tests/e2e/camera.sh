@@ -3,7 +3,8 @@
 # kernel with the vivid driver in qemu (tests/e2e/vm/), runs
 # vm/camera-test.sh there with the static x86_64 yolod, then checks the JSON
 # lines: >= 40 frames over two pixel formats, every line parses and has the
-# API shape, frame numbers increase, capture resumed after the replug.
+# API shape, frame numbers increase, capture resumed after the replug; and
+# /v1/snapshot answered JPEGs, plain and annotated.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-target/x86_64-unknown-linux-musl/release/yolod}
@@ -18,8 +19,11 @@ YOLOD_VM_ACCEL=$accel YOLOD_VM_WORKDIR=$work YOLOD_VM_QUIET=${YOLOD_VM_QUIET:-1}
     || { echo "VM test failed; console:"; tail -50 "$work/console.log"; exit 1; }
 python3 - "$work/out.bin" <<'PY'
 import json, sys
-files, current = {}, None
+files, current, jpegs = {}, None, {}
 for raw in open(sys.argv[1], "rb").read().decode().splitlines():
+    if raw.startswith("#JPEG "):
+        _, name, size, magic = raw.split()
+        jpegs[name] = (int(size), magic); continue
     if raw.startswith("#FILE "):
         current = raw.split()[1]; files[current] = []; continue
     files[current].append(raw)
@@ -39,5 +43,9 @@ for name, lines in files.items():
 assert len(files["yuyv"]) == 12 and len(files["nv12"]) == 12, {k: len(v) for k, v in files.items()}
 assert len(files["replug"]) == 24
 assert total >= 40
-print(f"camera e2e OK: {total} frames, YUYV and NV12, capture resumed after unbind/bind")
+for name in ("annotated", "plain"):
+    size, magic = jpegs[name]
+    assert magic == "ffd8ff" and size > 10_000, (name, size, magic)
+    print(f"snapshot {name}: JPEG, {size} bytes")
+print(f"camera e2e OK: {total} frames, YUYV and NV12, capture resumed after unbind/bind, snapshots served")
 PY

@@ -1,6 +1,7 @@
 //! One integration test binary: the real `yolod` started on a free port
 //! (see `support`), checked from the outside.
 
+mod annotate;
 mod api;
 mod camera;
 mod malformed;

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs inside the VM (busybox sh): yolod captures from the vivid camera in
-# two pixel formats, then survives an unbind/bind of the driver (a replug).
+# two pixel formats, then survives an unbind/bind of the driver (a replug),
+# then serves /v1/snapshot (plain and annotated) from it.
 # The JSON lines go to $E2E_OUT for the host to check (tests/e2e/camera.sh).
 set -e
 out=${E2E_OUT:-/dev/ttyS1}
@@ -27,8 +28,25 @@ wait $pid
 cat /tmp/replug.err
 grep -q "1 reconnects" /tmp/replug.err || { echo "no reconnect reported"; exit 1; }
 
+echo "== serve + snapshot"
+ip link set lo up
+/yolod serve $common --format YUYV --listen 127.0.0.1:8080 --log /tmp/serve.jsonl 2>/tmp/serve.err &
+spid=$!
+# 503 until the first frame has been through the model; wget fails on it.
+i=0
+until wget -q -O /tmp/annotated.jpg 'http://127.0.0.1:8080/v1/snapshot?annotate=true' 2>/dev/null; do
+    sleep 0.5; i=$((i + 1))
+    [ $i -lt 240 ] || { cat /tmp/serve.err; exit 1; }
+done
+wget -q -O /tmp/plain.jpg http://127.0.0.1:8080/v1/snapshot
+kill -TERM $spid
+wait $spid || { echo "serve exited $?"; cat /tmp/serve.err; exit 1; }
+
 for f in yuyv nv12 replug; do
     echo "#FILE $f"
     cat /tmp/$f.jsonl
 done > "$out"
+for f in annotated plain; do
+    echo "#JPEG $f $(wc -c < /tmp/$f.jpg) $(head -c 3 /tmp/$f.jpg | od -An -tx1 | tr -d ' ')"
+done >> "$out"
 echo "== done"
