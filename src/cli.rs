@@ -94,6 +94,18 @@ pub struct ServeArgs {
     /// With --allow-url, seconds allowed for the whole fetch.
     #[arg(long, value_name = "SECS", env = "YOLOD_URL_TIMEOUT", default_value_t = 10.0)]
     pub url_timeout: f64,
+    /// Seconds a connection may stay silent (sending its headers or body, or
+    /// not reading its answer) before it is closed.
+    #[arg(long, value_name = "SECS", env = "YOLOD_READ_TIMEOUT", default_value_t = 10.0)]
+    pub read_timeout: f64,
+    /// Seconds a whole request body may take to arrive; slower ones get 408,
+    /// so a client trickling its upload cannot hold an HTTP thread for long.
+    #[arg(long, value_name = "SECS", env = "YOLOD_BODY_TIMEOUT", default_value_t = 30.0)]
+    pub body_timeout: f64,
+    /// Let web pages from this origin call the API from a browser (repeatable,
+    /// or comma-separated; `*` for any). Without it no CORS headers are sent.
+    #[arg(long = "cors-origin", value_name = "ORIGIN", env = "YOLOD_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     #[command(flatten)]
     pub camera: CameraArgs,
     /// Seconds to let in-flight requests finish on SIGTERM / Ctrl-C.

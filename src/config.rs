@@ -25,6 +25,8 @@ pub struct ServeConfig {
     pub decode: DecodeLimits,
     pub http: HttpConfig,
     pub shutdown_timeout: Duration,
+    /// Idle limit on every connection's reads and writes (SO_RCVTIMEO/SO_SNDTIMEO).
+    pub read_timeout: Duration,
     /// Warn at start-up: a non-loopback listener without keys.
     pub open_to_network: bool,
 }
@@ -63,6 +65,14 @@ impl ServeConfig {
         ensure!(args.http_threads >= 1, "--http-threads must be at least 1");
         ensure!(args.max_body >= 1024, "--max-body must be at least 1K");
         ensure!(args.url_timeout > 0.0 && args.url_timeout.is_finite(), "--url-timeout must be positive");
+        ensure!(args.read_timeout > 0.0 && args.read_timeout.is_finite(), "--read-timeout must be positive");
+        ensure!(args.body_timeout > 0.0 && args.body_timeout.is_finite(), "--body-timeout must be positive");
+        for origin in &args.cors_origins {
+            ensure!(
+                origin == "*" || origin.starts_with("http://") || origin.starts_with("https://"),
+                "--cors-origin {origin:?} is not an origin like http://pi.local:3000 (or *)"
+            );
+        }
         ensure!(args.shutdown_timeout >= 0.0 && args.shutdown_timeout.is_finite(), "--shutdown-timeout must be 0 or more");
         let url_policy = args.allow_url.then(|| UrlPolicy {
             allow_private: args.allow_private_urls,
@@ -82,8 +92,11 @@ impl ServeConfig {
                 url_policy,
                 http_threads: args.http_threads,
                 workers,
+                body_timeout: Duration::from_secs_f64(args.body_timeout),
+                cors_origins: args.cors_origins.iter().map(|o| o.trim_end_matches('/').to_string()).collect(),
             },
             shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
+            read_timeout: Duration::from_secs_f64(args.read_timeout),
             open_to_network,
         })
     }

@@ -28,6 +28,9 @@ pub enum ApiError {
     /// The body could not be read (client went away or timed out).
     #[error("The request body could not be read: {0}.")]
     BodyRead(String),
+    /// The body did not arrive within the body timeout (a slow or stalled client).
+    #[error("The request body did not arrive within {secs} s; the connection is closed (the operator sets this with --body-timeout).")]
+    RequestTimeout { secs: u64 },
     /// URL input is off on this server.
     #[error("URL input is disabled on this server: upload the image instead (the operator can enable it with --allow-url).")]
     UrlDisabled,
@@ -71,6 +74,7 @@ impl ApiError {
             ApiError::Unauthorized => 401,
             ApiError::UnknownModel(_) | ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::RequestTimeout { .. } => 408,
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::Busy { .. } | ApiError::ShuttingDown { .. } => 503,
@@ -96,6 +100,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::BodyRead(_) => "body_read",
+            ApiError::RequestTimeout { .. } => "request_timeout",
             ApiError::UrlDisabled => "url_disabled",
             ApiError::UrlFetch(_) => "url_fetch",
             ApiError::Unauthorized => "unauthorized",

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod auth;
 pub mod body;
+pub mod cors;
 pub mod error;
 pub mod fetch;
 pub mod metrics;

@@ -74,6 +74,11 @@ pub fn handle(state: &State, req: Incoming) -> Reply {
     let allow = |allowed: &'static str| -> Result<(), ApiError> {
         if allowed.split(", ").any(|m| m == method) { Ok(()) } else { Err(ApiError::MethodNotAllowed { method: method.to_string(), allowed }) }
     };
+    if method == "OPTIONS" && (req.header)("access-control-request-method").is_some() {
+        if let Some(origin) = super::cors::allowed_origin(&state.config.cors_origins, (req.header)("origin").as_deref()) {
+            return Reply { status: 204, content_type: "text/plain", body: vec![], headers: super::cors::preflight_headers(origin), stream: None };
+        }
+    }
     let result = match path {
         "/healthz" => allow("GET, HEAD").map(|()| Reply::json(200, &Envelope { success: true, message: "alive", data: Empty {} })),
         "/readyz" => allow("GET, HEAD").map(|()| readyz(state)),
@@ -194,6 +199,10 @@ fn metrics_reply(state: &State) -> Reply {
         let labels = format!("{{source=\"{}\"}}", metrics::label(&c.source));
         gauges.push(("yolod_camera_reconnects_total", "Times a lost camera came back.", "counter", labels, c.reconnects.load(Ordering::SeqCst) as f64));
     }
+    if let Some(sink) = state.log_sink.get().filter(|_| !state.cameras.is_empty()) {
+        let failed = sink.lock().unwrap_or_else(|e| e.into_inner()).failed;
+        gauges.push(("yolod_log_write_failures_total", "Log stream lines lost to write errors (disk full, ...).", "counter", String::new(), failed as f64));
+    }
     for c in &state.cameras {
         let labels = format!("{{source=\"{}\"}}", metrics::label(&c.source));
         gauges.push(("yolod_camera_connected", "1 while the camera streams.", "gauge", labels, c.connected.load(Ordering::SeqCst) as u8 as f64));
@@ -277,9 +286,32 @@ fn read_body(state: &State, declared: Option<usize>, body: &mut dyn Read) -> Res
         return Err(ApiError::PayloadTooLarge { limit });
     }
     let mut bytes = Vec::with_capacity(declared.unwrap_or(0));
-    body.take(limit + 1).read_to_end(&mut bytes).map_err(|e| ApiError::BodyRead(e.to_string()))?;
+    let timeout = state.config.body_timeout;
+    let mut body = Deadline { inner: body, deadline: Instant::now() + timeout };
+    (&mut body).take(limit + 1).read_to_end(&mut bytes).map_err(|e| match e.kind() {
+        // The deadline, or the socket's idle timeout (SO_RCVTIMEO reports EAGAIN).
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => ApiError::RequestTimeout { secs: timeout.as_secs().max(1) },
+        _ => ApiError::BodyRead(e.to_string()),
+    })?;
     if bytes.len() as u64 > limit {
         return Err(ApiError::PayloadTooLarge { limit });
     }
     Ok(bytes)
+}
+
+/// A reader that fails with `TimedOut` once `deadline` has passed. Each read
+/// on the socket is itself bounded by the idle timeout, so a trickling client
+/// is cut off at most one idle timeout after the deadline.
+struct Deadline<'a> {
+    inner: &'a mut dyn Read,
+    deadline: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if Instant::now() >= self.deadline {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "request body deadline passed"));
+        }
+        self.inner.read(buf)
+    }
 }

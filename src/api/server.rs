@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tiny_http::{Header, Response, Server};
 
 use super::auth::Keys;
+use super::cors;
 use super::error::ApiError;
 use super::fetch::UrlPolicy;
 use super::metrics::Metrics;
@@ -35,6 +36,10 @@ pub struct HttpConfig {
     pub http_threads: usize,
     /// Inference workers (for metrics).
     pub workers: usize,
+    /// Time allowed for a whole request body to arrive.
+    pub body_timeout: Duration,
+    /// Origins allowed to read answers from a browser (`*` for any); empty: no CORS.
+    pub cors_origins: Vec<String>,
 }
 
 /// Everything a handler may read.
@@ -48,6 +53,11 @@ pub struct State {
     /// SSE clients of the camera log stream.
     pub hub: Hub,
     pub started: Instant,
+    /// The camera log stream, once cameras run (its write failures are a metric).
+    pub log_sink: std::sync::OnceLock<Arc<std::sync::Mutex<crate::sink::Sink>>>,
+    /// Set when the listener has stopped accepting; the process then exits
+    /// with a failure so that systemd restarts it.
+    pub listener_failed: std::sync::Mutex<Option<String>>,
     stopping: AtomicBool,
     in_flight: AtomicUsize,
 }
@@ -64,6 +74,8 @@ impl State {
             cameras,
             hub,
             started: Instant::now(),
+            log_sink: std::sync::OnceLock::new(),
+            listener_failed: std::sync::Mutex::new(None),
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         }
@@ -90,8 +102,19 @@ pub fn start(server: Server, state: Arc<State>) -> Running {
             std::thread::Builder::new()
                 .name(format!("http-{i}"))
                 .spawn(move || {
-                    while let Ok(request) = server.recv() {
-                        respond(&state, request);
+                    loop {
+                        match server.recv() {
+                            Ok(request) => respond(&state, request),
+                            Err(e) => {
+                                // tiny_http's acceptor stops at its first accept error
+                                // (EMFILE, ...): without it nothing more is served.
+                                if !state.is_stopping() {
+                                    let mut failed = state.listener_failed.lock().unwrap_or_else(|e| e.into_inner());
+                                    failed.get_or_insert_with(|| e.to_string());
+                                }
+                                break;
+                            }
+                        }
                     }
                 })
                 .expect("spawning an HTTP thread")
@@ -144,9 +167,16 @@ fn respond(state: &State, mut request: tiny_http::Request) {
     let head_only = method == "HEAD";
     let mut headers = vec![header_of("Content-Type", reply.content_type)];
     headers.extend(reply.headers.iter().map(|(k, v)| header_of(k, v)));
-    if reply.status == 413 {
+    if reply.status == 413 || reply.status == 408 {
         // The unread body would otherwise be drained from the client first.
         headers.push(header_of("Connection", "close"));
+    }
+    if reply.status != 204 {
+        if let Some(origin) = cors::allowed_origin(&state.config.cors_origins, header("origin").as_deref()) {
+            headers.push(header_of("Access-Control-Allow-Origin", &origin));
+            headers.push(header_of("Access-Control-Expose-Headers", cors::EXPOSE_HEADERS));
+            headers.push(header_of("Vary", "Origin"));
+        }
     }
     let _ = match reply.stream {
         Some(stream) => stream_raw(request, reply.status, &headers, stream),

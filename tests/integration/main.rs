@@ -4,6 +4,7 @@
 mod annotate;
 mod api;
 mod camera;
+mod hardening;
 mod malformed;
 mod service;
 mod support;
