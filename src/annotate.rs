@@ -101,10 +101,13 @@ pub fn draw(image: &mut Rgb, objects: &[Object], names: &[String]) {
     }
 }
 
-/// JPEG at `quality` (1-100).
-pub fn to_jpeg(image: &Rgb, quality: u8) -> Result<Vec<u8>, image::ImageError> {
+/// Quality of every JPEG yolod makes (pictures, snapshots).
+pub const JPEG_QUALITY: u8 = 90;
+
+/// The image as a JPEG at `JPEG_QUALITY`.
+pub fn to_jpeg(image: &Rgb) -> Result<Vec<u8>, image::ImageError> {
     let mut out = Vec::with_capacity(image.data.len() / 8);
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality).encode(
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY).encode(
         &image.data,
         image.width,
         image.height,
@@ -368,7 +371,7 @@ mod tests {
     #[test]
     fn jpeg_round_trips_at_the_same_size() {
         let img = blank(64, 48);
-        let bytes = to_jpeg(&img, 90).unwrap();
+        let bytes = to_jpeg(&img).unwrap();
         assert_eq!(&bytes[..2], &[0xFF, 0xD8]);
         let back = image::load_from_memory(&bytes).unwrap();
         assert_eq!((back.width(), back.height()), (64, 48));

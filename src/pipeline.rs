@@ -55,11 +55,12 @@ pub fn run(job: CameraJob, engine: &Engine, sink: &Mutex<Sink>, stats: Arc<Camer
             }
         }
         let Some(frame) = latest.take(Duration::from_millis(200)) else { continue };
+        let number = frame.number;
         last_start = Some(Instant::now());
         let start = Instant::now();
         let input = match frame.to_rgb() {
             Ok(Some(rgb)) => Input::Rgb(rgb),
-            Ok(None) => Input::Encoded(frame.data.clone()),
+            Ok(None) => Input::Encoded(frame.data),
             Err(e) => {
                 eprintln!("yolod: camera {source}: {e}");
                 continue;
@@ -77,7 +78,7 @@ pub fn run(job: CameraJob, engine: &Engine, sink: &Mutex<Sink>, stats: Arc<Camer
                     let line = FrameLine {
                         ts: sink::time::now_rfc3339(),
                         source: &source,
-                        frame: frame.number,
+                        frame: number,
                         width: out.width,
                         height: out.height,
                         model: &job.model.info.id,
@@ -88,12 +89,12 @@ pub fn run(job: CameraJob, engine: &Engine, sink: &Mutex<Sink>, stats: Arc<Camer
                     };
                     Some(wire::to_vec(&line))
                 };
-                let snapshot = Snapshot { frame: frame.number, model: job.model.clone(), objects: out.objects, image: out.image };
+                let snapshot = Snapshot { frame: number, model: job.model.clone(), objects: out.objects, image: out.image };
                 *stats.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(snapshot));
                 line
             }
             Err(e) => {
-                eprintln!("yolod: camera {source}: frame {}: {e}", frame.number);
+                eprintln!("yolod: camera {source}: frame {number}: {e}");
                 None
             }
         };

@@ -63,7 +63,8 @@ impl Args {
     }
 }
 
-const FLAG_VALUES: &str = "valid values are true, false, 1, 0, yes, no";
+/// The accepted spellings of a boolean field, as error messages list them.
+pub const FLAG_VALUES: &str = "valid values are true, false, 1, 0, yes, no";
 
 /// A boolean field; empty counts as false, as an unticked form box sends nothing.
 pub fn flag(v: &str) -> Option<bool> {

@@ -13,9 +13,6 @@ use super::server::State;
 use super::wire::{self, Empty, Envelope, ModelEntry};
 use crate::engine::{Busy, Input, Job, JobError};
 
-/// Quality of the JPEGs served by `annotate=true` and `/v1/snapshot`.
-const JPEG_QUALITY: u8 = 90;
-
 /// A response, before it is written.
 pub struct Reply {
     pub status: u16,
@@ -160,16 +157,16 @@ fn snapshot(state: &State, query: &str) -> Result<Reply, ApiError> {
         Some((_, v)) => super::args::flag(&v).ok_or_else(|| ApiError::InvalidField {
             field: "annotate".into(),
             value: super::error::echo(&v),
-            valid: "valid values are true, false, 1, 0, yes, no",
+            valid: super::args::FLAG_VALUES,
         })?,
         None => false,
     };
     let jpeg = if annotate {
         let mut picture = last.image.clone();
         crate::annotate::draw(&mut picture, &last.objects, &last.model.info.names);
-        crate::annotate::to_jpeg(&picture, JPEG_QUALITY)
+        crate::annotate::to_jpeg(&picture)
     } else {
-        crate::annotate::to_jpeg(&last.image, JPEG_QUALITY)
+        crate::annotate::to_jpeg(&last.image)
     }
     .map_err(|e| ApiError::Internal(format!("jpeg: {e}")))?;
     Ok(Reply { status: 200, content_type: "image/jpeg", body: jpeg, headers: vec![("Cache-Control", "no-store".into()), ("X-Frame", last.frame.to_string())], stream: None })
@@ -256,7 +253,7 @@ fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Resul
     let mut reply = if args.annotate {
         let mut picture = output.image;
         crate::annotate::draw(&mut picture, &output.objects, &model.info.names);
-        let jpeg = crate::annotate::to_jpeg(&picture, JPEG_QUALITY).map_err(|e| ApiError::Internal(format!("jpeg: {e}")))?;
+        let jpeg = crate::annotate::to_jpeg(&picture).map_err(|e| ApiError::Internal(format!("jpeg: {e}")))?;
         Reply { status: 200, content_type: "image/jpeg", body: jpeg, headers: vec![], stream: None }
     } else {
         drop(output.image);

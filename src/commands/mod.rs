@@ -60,7 +60,7 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
                 if let Some(pictures) = &mut pictures {
                     crate::annotate::draw(&mut out.image, &out.objects, &model.info.names);
                     let target = pictures.path_for(path);
-                    let jpeg = crate::annotate::to_jpeg(&out.image, 90).context("encoding the picture")?;
+                    let jpeg = crate::annotate::to_jpeg(&out.image).context("encoding the picture")?;
                     std::fs::write(&target, jpeg).with_context(|| format!("writing {}", target.display()))?;
                     eprintln!("yolod: drew {} objects on {}", out.objects.len(), target.display());
                 }
