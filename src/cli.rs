@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HUB inference API over HTTP.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Detect objects in image files; prints one JSON line per image.
     Predict(PredictArgs),
     /// List the models (built-in and loaded): task, classes, input size.
@@ -66,9 +66,16 @@ pub struct ServeArgs {
     /// Requests allowed to wait for a worker; more get 503 with Retry-After.
     #[arg(long, value_name = "N", env = "YOLOD_QUEUE", default_value_t = 8)]
     pub queue: usize,
-    /// Threads reading requests and writing answers.
+    /// Requests handled at once (each may hold a whole body in memory); more
+    /// wait their turn. Health probes and /metrics never wait.
     #[arg(long, value_name = "N", env = "YOLOD_HTTP_THREADS", default_value_t = 8)]
     pub http_threads: usize,
+    /// Open connections at most; more are answered 503 and closed.
+    #[arg(long, value_name = "N", env = "YOLOD_MAX_CONNECTIONS", default_value_t = 256)]
+    pub max_connections: usize,
+    /// Largest request head (request line and headers), in bytes; larger ones get 431.
+    #[arg(long, value_name = "BYTES", env = "YOLOD_MAX_HEADER", default_value = "16K", value_parser = parse_bytes)]
+    pub max_header: u64,
     /// Largest request body, in bytes (suffixes K, M, G: 10M = 10 MiB); larger ones get 413.
     #[arg(long, value_name = "BYTES", env = "YOLOD_MAX_BODY", default_value = "10M", value_parser = parse_bytes)]
     pub max_body: u64,
@@ -94,8 +101,9 @@ pub struct ServeArgs {
     /// With --allow-url, seconds allowed for the whole fetch.
     #[arg(long, value_name = "SECS", env = "YOLOD_URL_TIMEOUT", default_value_t = 10.0)]
     pub url_timeout: f64,
-    /// Seconds a connection may stay silent (sending its headers or body, or
-    /// not reading its answer) before it is closed.
+    /// Seconds a connection may wait before sending a request, and a started
+    /// request head may take to arrive whole (408 after); also the longest
+    /// silence while a body arrives or an answer is read.
     #[arg(long, value_name = "SECS", env = "YOLOD_READ_TIMEOUT", default_value_t = 10.0)]
     pub read_timeout: f64,
     /// Seconds a whole request body may take to arrive; slower ones get 408,

@@ -25,8 +25,6 @@ pub struct ServeConfig {
     pub decode: DecodeLimits,
     pub http: HttpConfig,
     pub shutdown_timeout: Duration,
-    /// Idle limit on every connection's reads and writes (SO_RCVTIMEO/SO_SNDTIMEO).
-    pub read_timeout: Duration,
     /// Warn at start-up: a non-loopback listener without keys.
     pub open_to_network: bool,
 }
@@ -63,6 +61,8 @@ impl ServeConfig {
         let workers = args.workers.unwrap_or_else(default_workers);
         ensure!(workers >= 1, "--workers must be at least 1");
         ensure!(args.http_threads >= 1, "--http-threads must be at least 1");
+        ensure!(args.max_connections >= 1, "--max-connections must be at least 1");
+        ensure!((1024..=1 << 20).contains(&args.max_header), "--max-header must be between 1K and 1M");
         ensure!(args.max_body >= 1024, "--max-body must be at least 1K");
         ensure!(args.url_timeout > 0.0 && args.url_timeout.is_finite(), "--url-timeout must be positive");
         ensure!(args.read_timeout > 0.0 && args.read_timeout.is_finite(), "--read-timeout must be positive");
@@ -93,10 +93,12 @@ impl ServeConfig {
                 http_threads: args.http_threads,
                 workers,
                 body_timeout: Duration::from_secs_f64(args.body_timeout),
+                read_timeout: Duration::from_secs_f64(args.read_timeout),
+                max_connections: args.max_connections,
+                max_header: args.max_header as usize,
                 cors_origins: args.cors_origins.iter().map(|o| o.trim_end_matches('/').to_string()).collect(),
             },
             shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
-            read_timeout: Duration::from_secs_f64(args.read_timeout),
             open_to_network,
         })
     }

@@ -11,7 +11,7 @@ use yolod::commands;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => commands::serve(args),
+        Command::Serve(args) => commands::serve(*args),
         Command::Predict(args) => commands::predict(args),
         Command::Models(args) => commands::models(args),
         Command::Bench(args) => commands::bench(args),

@@ -31,6 +31,18 @@ pub enum ApiError {
     /// The body did not arrive within the body timeout (a slow or stalled client).
     #[error("The request body did not arrive within {secs} s; the connection is closed (the operator sets this with --body-timeout).")]
     RequestTimeout { secs: u64 },
+    /// The request head did not arrive whole within the read timeout.
+    #[error("The request head did not arrive within {secs} s; the connection is closed (the operator sets this with --read-timeout).")]
+    HeadTimeout { secs: u64 },
+    /// The request head is not valid HTTP/1.1, or its framing is ambiguous.
+    #[error("Bad request: {0}.")]
+    BadRequest(String),
+    /// The request line and headers are over the limit.
+    #[error("Request headers are over the limit of {limit} bytes or 64 headers (the operator sets the size with --max-header).")]
+    HeaderTooLarge { limit: usize },
+    /// Every connection slot is taken.
+    #[error("Server busy: too many open connections. Retry after {retry_after} s.")]
+    TooManyConnections { retry_after: u32 },
     /// URL input is off on this server.
     #[error("URL input is disabled on this server: upload the image instead (the operator can enable it with --allow-url).")]
     UrlDisabled,
@@ -67,6 +79,7 @@ impl ApiError {
             | ApiError::InvalidField { .. }
             | ApiError::Multipart(_)
             | ApiError::BodyRead(_)
+            | ApiError::BadRequest(_)
             | ApiError::UrlDisabled
             | ApiError::UrlFetch(_) => 400,
             ApiError::Image(DecodeError::UnsupportedFormat) => 415,
@@ -74,10 +87,11 @@ impl ApiError {
             ApiError::Unauthorized => 401,
             ApiError::UnknownModel(_) | ApiError::NotFound(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
-            ApiError::RequestTimeout { .. } => 408,
+            ApiError::RequestTimeout { .. } | ApiError::HeadTimeout { .. } => 408,
             ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::HeaderTooLarge { .. } => 431,
             ApiError::UnsupportedMediaType(_) => 415,
-            ApiError::Busy { .. } | ApiError::ShuttingDown { .. } => 503,
+            ApiError::Busy { .. } | ApiError::ShuttingDown { .. } | ApiError::TooManyConnections { .. } => 503,
             ApiError::Internal(_) => 500,
         }
     }
@@ -85,7 +99,9 @@ impl ApiError {
     /// Seconds for the `Retry-After` header, for 503s.
     pub fn retry_after(&self) -> Option<u32> {
         match self {
-            ApiError::Busy { retry_after } | ApiError::ShuttingDown { retry_after } => Some(*retry_after),
+            ApiError::Busy { retry_after }
+            | ApiError::ShuttingDown { retry_after }
+            | ApiError::TooManyConnections { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -101,6 +117,10 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::BodyRead(_) => "body_read",
             ApiError::RequestTimeout { .. } => "request_timeout",
+            ApiError::HeadTimeout { .. } => "head_timeout",
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::HeaderTooLarge { .. } => "header_too_large",
+            ApiError::TooManyConnections { .. } => "too_many_connections",
             ApiError::UrlDisabled => "url_disabled",
             ApiError::UrlFetch(_) => "url_fetch",
             ApiError::Unauthorized => "unauthorized",

@@ -1,5 +1,6 @@
-//! The HTTP seam: the HUB inference API over tiny_http. Handlers return
-//! values; the server loop only moves requests in and responses out.
+//! The HTTP seam: the HUB inference API over our own HTTP/1.1 connection
+//! layer (`http`). Handlers return values; the server only moves requests
+//! in and responses out.
 
 pub mod args;
 pub mod auth;
@@ -7,6 +8,7 @@ pub mod body;
 pub mod cors;
 pub mod error;
 pub mod fetch;
+pub mod http;
 pub mod metrics;
 pub mod multipart;
 pub mod routes;

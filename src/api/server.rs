@@ -1,20 +1,19 @@
-//! The tiny_http loop: a few threads take requests, call `routes::handle`
-//! (a panic becomes a 500) and write the reply. Shutdown refuses new work,
-//! drains what is in flight (bounded), then unblocks the listeners.
+//! The API on the connection layer (`http`): each request goes to
+//! `routes::handle` (a panic becomes a 500), each reply gets its CORS
+//! headers and is counted. Shutdown refuses new work, drains what is in
+//! flight (bounded), then stops listening.
 
-use std::io::{Cursor, Read, Write};
+use std::net::TcpListener;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use tiny_http::{Header, Response, Server};
 
 use super::auth::Keys;
 use super::cors;
 use super::error::ApiError;
 use super::fetch::UrlPolicy;
+use super::http;
 use super::metrics::Metrics;
 use super::multipart;
 use super::routes::{self, Incoming, Reply};
@@ -32,8 +31,14 @@ pub struct HttpConfig {
     pub multipart: multipart::Limits,
     /// `Some` when URL input is enabled.
     pub url_policy: Option<UrlPolicy>,
-    /// Threads taking HTTP requests.
+    /// Requests handled at once.
     pub http_threads: usize,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Largest request head, in bytes.
+    pub max_header: usize,
+    /// Time to wait for a request head, and the idle limit on a connection.
+    pub read_timeout: Duration,
     /// Inference workers (for metrics).
     pub workers: usize,
     /// Time allowed for a whole request body to arrive.
@@ -55,16 +60,13 @@ pub struct State {
     pub started: Instant,
     /// The camera log stream, once cameras run (its write failures are a metric).
     pub log_sink: std::sync::OnceLock<Arc<std::sync::Mutex<crate::sink::Sink>>>,
-    /// Set when the listener has stopped accepting; the process then exits
-    /// with a failure so that systemd restarts it.
-    pub listener_failed: std::sync::Mutex<Option<String>>,
     stopping: AtomicBool,
     in_flight: AtomicUsize,
 }
 
 impl State {
     pub fn new(registry: Registry, engine: Engine, config: HttpConfig, cameras: Vec<Arc<CameraStats>>) -> State {
-        // Each SSE client holds an HTTP thread: leave at least half for the API.
+        // Each SSE client holds a handler slot: leave at least half for the API.
         let hub = Hub::new((config.http_threads / 2).max(1));
         State {
             registry,
@@ -75,7 +77,6 @@ impl State {
             hub,
             started: Instant::now(),
             log_sink: std::sync::OnceLock::new(),
-            listener_failed: std::sync::Mutex::new(None),
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         }
@@ -86,46 +87,28 @@ impl State {
     }
 }
 
-/// A running server: its threads and the listener they share.
+/// A running server: the connection layer and the state it answers from.
 pub struct Running {
-    server: Arc<Server>,
+    server: http::Server,
     state: Arc<State>,
-    threads: Vec<JoinHandle<()>>,
 }
 
-/// Starts `state.config.http_threads` threads answering on `server`.
-pub fn start(server: Server, state: Arc<State>) -> Running {
-    let server = Arc::new(server);
-    let threads = (0..state.config.http_threads.max(1))
-        .map(|i| {
-            let (server, state) = (server.clone(), state.clone());
-            std::thread::Builder::new()
-                .name(format!("http-{i}"))
-                .spawn(move || {
-                    loop {
-                        match server.recv() {
-                            Ok(request) => respond(&state, request),
-                            Err(e) => {
-                                // tiny_http's acceptor stops at its first accept error
-                                // (EMFILE, ...): without it nothing more is served.
-                                if !state.is_stopping() {
-                                    let mut failed = state.listener_failed.lock().unwrap_or_else(|e| e.into_inner());
-                                    failed.get_or_insert_with(|| e.to_string());
-                                }
-                                break;
-                            }
-                        }
-                    }
-                })
-                .expect("spawning an HTTP thread")
-        })
-        .collect();
-    Running { server, state, threads }
+/// Starts answering on `listener`.
+pub fn start(listener: TcpListener, state: Arc<State>) -> std::io::Result<Running> {
+    let c = &state.config;
+    let limits = http::Limits {
+        max_head: c.max_header,
+        read_timeout: c.read_timeout,
+        max_connections: c.max_connections,
+        handler_slots: c.http_threads,
+    };
+    let server = http::Server::start(listener, limits, Arc::new(Api(state.clone())))?;
+    Ok(Running { server, state })
 }
 
 impl Running {
     /// Refuses new predictions, waits up to `timeout` for those in flight,
-    /// then stops the listener threads. Returns how many were still running.
+    /// then stops listening. Returns how many were still running.
     pub fn shutdown(self, timeout: Duration) -> usize {
         self.state.stopping.store(true, Ordering::SeqCst);
         self.state.hub.close();
@@ -134,83 +117,73 @@ impl Running {
             std::thread::sleep(Duration::from_millis(20));
         }
         let left = self.state.in_flight.load(Ordering::SeqCst);
-        for _ in &self.threads {
-            self.server.unblock();
-        }
-        if left == 0 {
-            for t in self.threads {
-                let _ = t.join();
-            }
-        }
+        self.server.stop();
         self.state.engine.shutdown();
         left
     }
 }
 
-fn respond(state: &State, mut request: tiny_http::Request) {
-    state.in_flight.fetch_add(1, Ordering::SeqCst);
-    let method = request.method().as_str().to_string();
-    let url = request.url().to_string();
-    let headers: Vec<(String, String)> =
-        request.headers().iter().map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.to_string())).collect();
-    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let body_len = request.body_length();
-    let path = url.split('?').next().unwrap_or("");
-    let route = routes::route_label(path);
-    let reply = guarded(&format!("{method} {path}"), || {
-        routes::handle(state, Incoming { method: &method, url: &url, header: &header, body_len, body: request.as_reader() })
-    });
-    if reply.status == 500 {
-        state.metrics.error("internal");
-    }
-    state.metrics.request(route, reply.status);
-    let head_only = method == "HEAD";
-    let mut headers = vec![header_of("Content-Type", reply.content_type)];
-    headers.extend(reply.headers.iter().map(|(k, v)| header_of(k, v)));
-    if reply.status == 413 || reply.status == 408 {
-        // The unread body would otherwise be drained from the client first.
-        headers.push(header_of("Connection", "close"));
-    }
-    if reply.status != 204 {
-        if let Some(origin) = cors::allowed_origin(&state.config.cors_origins, header("origin").as_deref()) {
-            headers.push(header_of("Access-Control-Allow-Origin", &origin));
-            headers.push(header_of("Access-Control-Expose-Headers", cors::EXPOSE_HEADERS));
-            headers.push(header_of("Vary", "Origin"));
+/// The API as the connection layer sees it.
+struct Api(Arc<State>);
+
+impl http::Handler for Api {
+    fn handle(&self, request: http::Request<'_>) -> http::Response {
+        let state = &*self.0;
+        state.in_flight.fetch_add(1, Ordering::SeqCst);
+        let http::Request { method, target, headers, body_len, body } = request;
+        let path = target.split('?').next().unwrap_or("");
+        let route = routes::route_label(path);
+        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let origin = header("origin");
+        let body_len = body_len.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let reply = guarded(&format!("{method} {path}"), || {
+            routes::handle(state, Incoming { method, url: target, header: &header, body_len, body })
+        });
+        if reply.status == 500 {
+            state.metrics.error("internal");
         }
+        state.metrics.request(route, reply.status);
+        let response = to_response(state, reply, origin.as_deref());
+        state.in_flight.fetch_sub(1, Ordering::SeqCst);
+        response
     }
-    let _ = match reply.stream {
-        Some(stream) => stream_raw(request, reply.status, &headers, stream),
-        None => {
-            let body = if head_only { Vec::new() } else { reply.body };
-            let len = body.len();
-            request.respond(Response::new(reply.status.into(), headers, Cursor::new(body), Some(len), None))
-        }
-    };
-    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+
+    fn refuse(&self, refusal: &http::Refusal) -> http::Response {
+        let e = match refusal {
+            http::Refusal::BadRequest(why) => ApiError::BadRequest(why.clone()),
+            http::Refusal::HeadTooLarge { limit } => ApiError::HeaderTooLarge { limit: *limit },
+            http::Refusal::HeadTimeout { secs } => ApiError::HeadTimeout { secs: *secs },
+            http::Refusal::TooManyConnections => ApiError::TooManyConnections { retry_after: 1 },
+        };
+        self.0.metrics.error(e.kind());
+        self.0.metrics.request("other", e.status());
+        let mut response = to_response(&self.0, Reply::error(&e), None);
+        response.close = true;
+        response
+    }
+
+    fn light(&self, method: &str, target: &str) -> bool {
+        matches!(method, "GET" | "HEAD") && matches!(target.split('?').next(), Some("/healthz" | "/readyz" | "/metrics"))
+    }
 }
 
-/// Writes an open-ended body (Server-Sent Events) straight to the socket,
-/// flushing after every piece: tiny_http's chunked writer would hold events
-/// back until 8 KiB had gathered. The body ends when the connection closes.
-fn stream_raw(request: tiny_http::Request, status: u16, headers: &[Header], mut body: Box<dyn Read + Send>) -> std::io::Result<()> {
-    let mut out = request.into_writer();
-    let reason = if status == 200 { "OK" } else { "" };
-    let mut head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n");
-    for h in headers {
-        head.push_str(&format!("{}: {}\r\n", h.field, h.value));
-    }
-    head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
-    out.flush()?;
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = body.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
+fn to_response(state: &State, reply: Reply, origin: Option<&str>) -> http::Response {
+    let mut headers = vec![("Content-Type".to_string(), reply.content_type.to_string())];
+    headers.extend(reply.headers.into_iter().map(|(k, v)| (k.to_string(), v)));
+    if reply.status != 204 {
+        if let Some(origin) = cors::allowed_origin(&state.config.cors_origins, origin) {
+            headers.push(("Access-Control-Allow-Origin".into(), origin));
+            headers.push(("Access-Control-Expose-Headers".into(), cors::EXPOSE_HEADERS.into()));
+            headers.push(("Vary".into(), "Origin".into()));
         }
-        out.write_all(&buf[..n])?;
-        out.flush()?;
     }
+    // The unread rest of a refused body would otherwise be taken for the next request.
+    let close = matches!(reply.status, 408 | 413);
+    let body = match reply.stream {
+        Some(stream) => http::Body::Stream(stream),
+        None => http::Body::Full(reply.body),
+    };
+    http::Response { status: reply.status, headers, body, close }
 }
 
 /// Runs a handler; a panic becomes a 500 JSON answer (logged with `context`)
@@ -220,10 +193,6 @@ pub fn guarded(context: &str, handler: impl FnOnce() -> Reply) -> Reply {
         eprintln!("yolod: handler panicked on {context}: {}", panic_message(&panic));
         Reply::error(&ApiError::Internal(String::new()))
     })
-}
-
-fn header_of(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header names and values are ASCII")
 }
 
 #[cfg(test)]

@@ -1,13 +1,12 @@
 //! `yolod serve`: load and optimise every model, bind, say ready, serve
 //! until SIGTERM / Ctrl-C, then drain and exit 0.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 
 use crate::api::server::{self, State};
 use crate::camera::CameraStats;
@@ -24,18 +23,13 @@ const STUCK_JOB: Duration = Duration::from_secs(60);
 /// Blocks until SIGTERM/SIGINT. Meanwhile, with a systemd watchdog, pings
 /// `WATCHDOG=1` at half its period, but only while no inference worker is
 /// stuck — so a wedged process is restarted instead of kept alive.
-/// Waits for SIGTERM/SIGINT, pinging the watchdog meanwhile. Returns the
-/// error when the listener died instead.
-fn wait_for_stop(stop: &mpsc::Receiver<()>, notifier: &Notifier, state: &State) -> Option<String> {
+fn wait_for_stop(stop: &mpsc::Receiver<()>, notifier: &Notifier, state: &State) {
     let watchdog = service::watchdog_interval();
     let period = watchdog.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
     let mut last_ping = Instant::now();
     loop {
         match stop.recv_timeout(period) {
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Some(e) = state.listener_failed.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-                    return Some(e);
-                }
                 let Some(interval) = watchdog else { continue };
                 if last_ping.elapsed() + period / 2 < interval {
                     continue;
@@ -47,49 +41,9 @@ fn wait_for_stop(stop: &mpsc::Receiver<()>, notifier: &Notifier, state: &State) 
                     notifier.notify("WATCHDOG=1");
                 }
             }
-            _ => return None,
+            _ => return,
         }
     }
-}
-
-/// How long the server may fail its own `/healthz` before it gives up.
-const SELF_CHECK_LIMIT: Duration = Duration::from_secs(30);
-
-/// Asks the server's own `/healthz` every `interval`, for two reasons.
-/// `accept()` obeys the listener's SO_RCVTIMEO, and tiny_http's acceptor ends
-/// at its first error, timeouts included: the connection keeps it from ever
-/// waiting that long. And that acceptor also dies on other errors (it
-/// panics on EMFILE) without telling anyone: when no answer has come for
-/// `SELF_CHECK_LIMIT`, the listener is marked failed and yolod exits, so
-/// that systemd restarts it instead of pinging the watchdog for a deaf server.
-fn check_self(listening: SocketAddr, interval: Duration, state: Arc<State>) {
-    let target = match listening.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listening.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), listening.port()),
-        _ => listening,
-    };
-    let ask = move || -> std::io::Result<bool> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(5))?;
-        s.set_read_timeout(Some(Duration::from_secs(5)))?;
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: yolod\r\nConnection: close\r\n\r\n")?;
-        let mut head = [0u8; 12];
-        s.read_exact(&mut head)?;
-        Ok(&head == b"HTTP/1.1 200")
-    };
-    std::thread::spawn(move || {
-        let mut last_ok = Instant::now();
-        while !state.is_stopping() {
-            std::thread::sleep(interval);
-            if matches!(ask(), Ok(true)) {
-                last_ok = Instant::now();
-            } else if last_ok.elapsed() > SELF_CHECK_LIMIT && !state.is_stopping() {
-                let mut failed = state.listener_failed.lock().unwrap_or_else(|e| e.into_inner());
-                failed.get_or_insert_with(|| format!("no answer to its own /healthz for {} s", SELF_CHECK_LIMIT.as_secs()));
-                return;
-            }
-        }
-    });
 }
 
 pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
@@ -125,13 +79,6 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
             (socket, config.listen.to_string())
         }
     };
-    // Accepted connections inherit these (Linux copies them on accept), so no
-    // connection can sit silent on one of tiny_http's threads for longer.
-    let options = socket2::SockRef::from(&socket);
-    options.set_read_timeout(Some(config.read_timeout)).context("setting the read timeout")?;
-    options.set_write_timeout(Some(config.read_timeout)).context("setting the write timeout")?;
-    let listening = socket.local_addr().context("reading the listener's address")?;
-    let listener = tiny_http::Server::from_listener(socket, None).map_err(|e| anyhow!("{e}"))?;
     let engine = Engine::start(config.workers, config.queue, config.decode);
     let (stop_tx, stop_rx) = mpsc::channel();
     ctrlc::set_handler(move || {
@@ -159,8 +106,7 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
             std::thread::spawn(move || pipeline::run(job, &state.engine, &sink, stats, stop, &|line| state.hub.publish(line)))
         })
         .collect();
-    let running = server::start(listener, state.clone());
-    check_self(listening, (config.read_timeout / 4).min(Duration::from_secs(5)), state.clone());
+    let running = server::start(socket, state.clone()).context("starting the HTTP server")?;
     eprintln!(
         "yolod: ready on http://{address} in {} ms ({} workers, queue {}, auth {})",
         started.elapsed().as_millis(),
@@ -170,11 +116,7 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
     );
     let notifier = Notifier::from_env();
     notifier.notify(&format!("READY=1\nSTATUS=serving {} on http://{address}", models.join(", ")));
-    if let Some(e) = wait_for_stop(&stop_rx, &notifier, &state) {
-        eprintln!("yolod: the listener stopped accepting connections ({e}); exiting so that the service manager restarts yolod");
-        notifier.notify(&format!("STATUS=listener failed: {e}"));
-        return Ok(ExitCode::FAILURE);
-    }
+    wait_for_stop(&stop_rx, &notifier, &state);
     notifier.notify(&format!("STOPPING=1\nSTATUS=stopping: finishing in-flight requests (up to {:?})", config.shutdown_timeout));
     eprintln!("yolod: stopping: finishing in-flight requests (up to {:?})", config.shutdown_timeout);
     camera_stop.store(true, Ordering::SeqCst);

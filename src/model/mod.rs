@@ -184,7 +184,7 @@ impl Model {
         }
         let s = size as usize;
         model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), tvec![1, 3, s, s]))?;
-        Ok(model.into_optimized()?.into_runnable()?)
+        model.into_optimized()?.into_runnable()
     }
 
     /// Runs the model on an upright RGB image: letterbox, inference, decode,
@@ -240,7 +240,7 @@ impl Model {
                     .collect::<Result<Vec<_>>>()?;
                 let extra = outputs[n..n + e].iter().map(plane_view).collect::<Result<Vec<_>>>()?;
                 let kept = nms::nms(detect::decode_head(&head, classes, params.confidence), params.iou, MAX_DETECTIONS);
-                let protos = outputs.get(n + e).map(|t| protos_view(t)).transpose()?;
+                let protos = outputs.get(n + e).map(protos_view).transpose()?;
                 kept.into_iter()
                     .map(|det| {
                         let mut obj = Object::new(det.clone(), lb.unmap(det.bbox));
@@ -270,7 +270,7 @@ impl Model {
                 let (rows, anchors) = (shape[1], shape[2]);
                 let data = out.try_as_plain_ram()?.as_slice::<f32>()?;
                 let kept = nms::nms(detect::decode_exported(data, anchors, classes, params.confidence), params.iou, MAX_DETECTIONS);
-                let protos = outputs.get(1).map(|t| protos_view(t)).transpose()?;
+                let protos = outputs.get(1).map(protos_view).transpose()?;
                 kept.into_iter()
                     .map(|det| {
                         let mut obj = Object::new(det.clone(), lb.unmap(det.bbox));

@@ -54,7 +54,9 @@ fn malformed_requests_get_documented_errors_and_the_server_survives() {
         v
     };
     let ct_mp = "multipart/form-data; boundary=XyZ";
-    let cases: Vec<(&str, &str, Vec<(&str, String)>, Vec<u8>, u16)> = vec![
+    // (what, path, headers, body, expected status)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
         ("empty body", "/v1/predict", vec![], vec![], 400),
         ("empty image", "/v1/predict", vec![("Content-Type", "image/jpeg".into())], vec![], 400),
         ("truncated PNG", "/v1/predict", vec![("Content-Type", "image/png".into())], png_header.to_vec(), 400),
