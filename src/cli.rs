@@ -14,6 +14,13 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Threads each inference splits its matrix products across (tract's
+    /// multithreaded executor). 1 keeps every inference on one core and
+    /// gets parallelism from serve's --workers instead: more throughput
+    /// under load. More lowers the latency of a single request (BENCHMARKS.md).
+    #[arg(long, global = true, value_name = "N", env = "YOLOD_MATMUL_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub matmul_threads: u16,
 }
 
 #[derive(Debug, Subcommand)]

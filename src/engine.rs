@@ -147,6 +147,16 @@ fn worker(rx: &Mutex<Receiver<Queued>>, waiting: &AtomicUsize, busy_since: &Mute
     }
 }
 
+/// Splits every matrix product of every later inference across `threads`
+/// threads of one shared pool (tract's multithreaded executor); 1 leaves
+/// each inference on the thread that runs it.
+pub fn split_matmuls(threads: usize) {
+    use tract_linalg::multithread::{Executor, set_default_executor};
+    if threads > 1 {
+        set_default_executor(Executor::multithread_with_name(threads, "matmul"));
+    }
+}
+
 /// Decode (if needed), then predict.
 pub fn process(job: Job, limits: DecodeLimits) -> JobResult {
     let mut timings = Timings::default();

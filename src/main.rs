@@ -10,6 +10,7 @@ use yolod::commands;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    yolod::engine::split_matmuls(cli.matmul_threads.into());
     let result = match cli.command {
         Command::Serve(args) => commands::serve(*args),
         Command::Predict(args) => commands::predict(args),

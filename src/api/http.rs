@@ -152,6 +152,8 @@ fn accept_loop<H: Handler>(listener: &TcpListener, shared: &Arc<Shared<H>>) {
             refuse_quickly(stream, &shared.handler.refuse(&Refusal::TooManyConnections));
             continue;
         }
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(shared.limits.read_timeout));
         shared.open.fetch_add(1, Ordering::SeqCst);
         let conn_shared = shared.clone();
         let spawned = std::thread::Builder::new().name("http-conn".into()).spawn(move || {
@@ -204,10 +206,25 @@ fn body_bytes(response: &Response) -> &[u8] {
     }
 }
 
-fn serve_connection<H: Handler>(stream: TcpStream, shared: &Shared<H>) {
-    let _ = stream.set_nodelay(true);
+/// What a connection runs on: a socket, or bytes in memory (fuzzing).
+trait Transport: Read + Write {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    /// Tells the peer nothing more will be sent.
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+fn serve_connection<H: Handler, S: Transport>(stream: S, shared: &Shared<H>) {
     let limits = shared.limits;
-    let _ = stream.set_write_timeout(Some(limits.read_timeout));
     let mut conn = Conn { stream, buf: Vec::new(), start: 0 };
     loop {
         let head = match read_head(&mut conn, &limits) {
@@ -216,7 +233,7 @@ fn serve_connection<H: Handler>(stream: TcpStream, shared: &Shared<H>) {
             Err(refusal) => {
                 let response = shared.handler.refuse(&refusal);
                 let _ = write_response(&mut conn.stream, response, false, true);
-                linger(&conn.stream);
+                linger(&mut conn.stream);
                 return;
             }
         };
@@ -242,7 +259,7 @@ fn serve_connection<H: Handler>(stream: TcpStream, shared: &Shared<H>) {
         let close = response.close || !head.keep_alive || !finished || stopping;
         let closed = write_response(&mut conn.stream, response, head_only, close);
         if closed.unwrap_or(true) {
-            linger(&conn.stream);
+            linger(&mut conn.stream);
             return;
         }
     }
@@ -252,8 +269,8 @@ fn serve_connection<H: Handler>(stream: TcpStream, shared: &Shared<H>) {
 /// with unread bytes resets it, and a reset can destroy our answer before
 /// the client reads it: so say we are done, then read and discard for a
 /// moment (bounded in time and bytes) before closing.
-fn linger(stream: &TcpStream) {
-    if stream.shutdown(Shutdown::Write).is_err() {
+fn linger<S: Transport>(stream: &mut S) {
+    if stream.shutdown_write().is_err() {
         return;
     }
     let until = Instant::now() + Duration::from_secs(2);
@@ -264,7 +281,7 @@ fn linger(stream: &TcpStream) {
         if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
             return;
         }
-        match (&*stream).read(&mut scratch) {
+        match stream.read(&mut scratch) {
             Ok(0) | Err(_) => return,
             Ok(n) => budget -= n.min(budget),
         }
@@ -289,7 +306,7 @@ enum Framing {
 
 /// Reads the next head. `Ok(None)`: the client closed or stayed silent
 /// between requests (nothing to answer).
-fn read_head(conn: &mut Conn, limits: &Limits) -> Result<Option<Head>, Refusal> {
+fn read_head<S: Transport>(conn: &mut Conn<S>, limits: &Limits) -> Result<Option<Head>, Refusal> {
     let timeout = || Refusal::HeadTimeout { secs: limits.read_timeout.as_secs().max(1) };
     let mut deadline = Instant::now() + limits.read_timeout;
     loop {
@@ -394,13 +411,13 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// The socket and the bytes read from it but not yet used.
-struct Conn {
-    stream: TcpStream,
+struct Conn<S> {
+    stream: S,
     buf: Vec<u8>,
     start: usize,
 }
 
-impl Conn {
+impl<S: Read> Conn<S> {
     fn pending(&self) -> &[u8] {
         &self.buf[self.start..]
     }
@@ -420,7 +437,7 @@ impl Conn {
     }
 }
 
-impl Read for Conn {
+impl<S: Read> Read for Conn<S> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.pending().is_empty() {
             return self.stream.read(out);
@@ -432,7 +449,7 @@ impl Read for Conn {
     }
 }
 
-impl BufRead for Conn {
+impl<S: Read> BufRead for Conn<S> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.pending().is_empty() {
             self.fill_more(16 * 1024)?;
@@ -446,8 +463,8 @@ impl BufRead for Conn {
 }
 
 /// A request body: exactly its bytes, however it is framed.
-struct BodyReader<'a> {
-    conn: &'a mut Conn,
+struct BodyReader<'a, S> {
+    conn: &'a mut Conn<S>,
     framing: Framing,
     /// Bytes left: of the body (Length) or of the current chunk (Chunked).
     left: u64,
@@ -457,8 +474,8 @@ struct BodyReader<'a> {
     send_continue: bool,
 }
 
-impl<'a> BodyReader<'a> {
-    fn new(conn: &'a mut Conn, framing: Framing, expect_continue: bool) -> BodyReader<'a> {
+impl<'a, S: Read + Write> BodyReader<'a, S> {
+    fn new(conn: &'a mut Conn<S>, framing: Framing, expect_continue: bool) -> BodyReader<'a, S> {
         let left = match framing {
             Framing::Length(n) => n,
             Framing::Chunked => 0,
@@ -501,7 +518,7 @@ impl<'a> BodyReader<'a> {
     }
 }
 
-impl Read for BodyReader<'_> {
+impl<S: Read + Write> Read for BodyReader<'_, S> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if out.is_empty() {
             return Ok(0);
@@ -536,7 +553,7 @@ fn invalid(what: &str) -> io::Error {
 }
 
 /// One line ending in LF (CR before it dropped), at most `max` bytes long.
-fn read_line(conn: &mut Conn, max: usize) -> io::Result<Vec<u8>> {
+fn read_line<S: Read>(conn: &mut Conn<S>, max: usize) -> io::Result<Vec<u8>> {
     let mut line = Vec::new();
     loop {
         let available = conn.fill_buf()?;
@@ -565,7 +582,7 @@ fn read_line(conn: &mut Conn, max: usize) -> io::Result<Vec<u8>> {
 }
 
 /// Writes `response`; `Ok(true)` when the connection must now close.
-fn write_response(out: &mut TcpStream, response: Response, head_only: bool, close: bool) -> io::Result<bool> {
+fn write_response<S: Write>(out: &mut S, response: Response, head_only: bool, close: bool) -> io::Result<bool> {
     match response.body {
         Body::Full(bytes) => {
             let mut buf = Vec::with_capacity(256 + if head_only { 0 } else { bytes.len() });
@@ -658,6 +675,67 @@ impl Drop for Slot<'_> {
         *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         self.0.freed.notify_one();
     }
+}
+
+/// Runs one connection over `input` (as if a client sent it all and then
+/// closed) with a handler that reads each body whole and answers its length;
+/// returns what was written back. For fuzzing: no panic, and every answer a
+/// well-formed response.
+#[doc(hidden)]
+pub fn replay(input: &[u8], limits: Limits) -> Vec<u8> {
+    struct Replay {
+        input: io::Cursor<Vec<u8>>,
+        output: Vec<u8>,
+    }
+    impl Read for Replay {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+    impl Write for Replay {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Transport for &mut Replay {
+        fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+            Ok(())
+        }
+        fn shutdown_write(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    struct Count;
+    impl Handler for Count {
+        fn handle(&self, request: Request<'_>) -> Response {
+            let mut sink = Vec::new();
+            let text = match request.body.take(1 << 20).read_to_end(&mut sink) {
+                Ok(n) => format!("{n}"),
+                Err(e) => format!("error: {e}"),
+            };
+            Response { status: 200, headers: vec![], body: Body::Full(text.into_bytes()), close: false }
+        }
+        fn refuse(&self, refusal: &Refusal) -> Response {
+            Response { status: 400, headers: vec![], body: Body::Full(format!("{refusal:?}").into_bytes()), close: true }
+        }
+        fn light(&self, _: &str, _: &str) -> bool {
+            false
+        }
+    }
+    let shared = Shared {
+        limits,
+        handler: Arc::new(Count),
+        open: AtomicUsize::new(0),
+        slots: Slots::new(1),
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    let mut replay = Replay { input: io::Cursor::new(input.to_vec()), output: Vec::new() };
+    serve_connection(&mut replay, &shared);
+    replay.output
 }
 
 #[cfg(test)]

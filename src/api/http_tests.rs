@@ -295,3 +295,15 @@ fn stopping_closes_the_listener() {
     server.stop();
     assert!(TcpStream::connect(addr).is_err(), "still accepting after stop");
 }
+
+#[test]
+fn a_replayed_connection_answers_each_request_in_turn() {
+    let input = b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcPOST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\nGET / HTTP/1.1\r\nContent-Length: x\r\n\r\n";
+    let out = String::from_utf8(replay(input, limits())).unwrap();
+    // Each answer: its status and its body.
+    let answers: Vec<(&str, &str)> =
+        out.split("HTTP/1.1 ").skip(1).map(|a| (&a[..3], a.split_once("\r\n\r\n").unwrap().1)).collect();
+    assert_eq!(answers[..2], [("200", "3"), ("200", "2")], "{out}");
+    assert_eq!(answers[2].0, "400", "{out}");
+    assert!(answers[2].1.contains("Content-Length is not a number"), "{out}");
+}
