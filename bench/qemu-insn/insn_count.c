@@ -23,6 +23,12 @@
  *              (a faulting load), single-threaded guests only.
  *   log=on     also send the result through qemu_plugin_outs (shown with
  *              qemu's `-d plugin`, into `-D LOGFILE` if given).
+ *   profile=FILE  also count instructions per translated block and write
+ *              `<hex guest address> <instructions>` lines to FILE at exit,
+ *              one per translated block (blocks translated more than once
+ *              appear more than once), in translation order, so the first line is the
+ *              entry block; bench/aarch64_profile.py maps them to functions.
+ *              Plain inline adds: exact while one guest thread runs.
  *
  * Output: one line `insns <total> vcpus <n> mode <mode>`.
  *
@@ -36,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <glib.h>
 #include <qemu-plugin.h>
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
@@ -57,6 +64,17 @@ static uint64_t overflow;          /* atomic adds only */
 static uint64_t shared_count;      /* inline modes */
 static unsigned int vcpus_seen;    /* highest vCPU index + 1, atomic */
 
+/* Per-block counters of profile=FILE: a list, appended to at translation
+ * time (under a lock: translation may happen on several host threads). */
+struct block {
+    uint64_t pc;
+    uint64_t insns;          /* executed instructions, inline adds */
+    struct block *next;
+};
+static struct block *blocks;
+static GMutex blocks_lock;
+static const char *profile_path;
+
 static enum count_mode mode = MODE_TB;
 static const char *out_path;
 static bool use_log;
@@ -75,6 +93,16 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
     size_t n = qemu_plugin_tb_n_insns(tb);
     (void)id;
+    if (profile_path) {
+        struct block *b = g_new0(struct block, 1);
+        b->pc = qemu_plugin_tb_vaddr(tb);
+        g_mutex_lock(&blocks_lock);
+        b->next = blocks;
+        blocks = b;
+        g_mutex_unlock(&blocks_lock);
+        qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
+                                                 &b->insns, n);
+    }
     switch (mode) {
     case MODE_TB:
         qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_exec,
@@ -114,6 +142,34 @@ static const char *mode_name(void)
     }
 }
 
+static void write_profile(void)
+{
+    FILE *f = fopen(profile_path, "w");
+    if (!f) {
+        fprintf(stderr, "insn_count: cannot write %s\n", profile_path);
+        return;
+    }
+    g_mutex_lock(&blocks_lock);
+    /* The list is newest first: reverse it so that the file is in
+     * translation order and its first line is the program's entry block. */
+    struct block *in_order = NULL;
+    while (blocks) {
+        struct block *b = blocks;
+        blocks = b->next;
+        b->next = in_order;
+        in_order = b;
+    }
+    blocks = in_order;
+    for (struct block *b = blocks; b; b = b->next) {
+        uint64_t n = __atomic_load_n(&b->insns, __ATOMIC_RELAXED);
+        if (n) {
+            fprintf(f, "%" PRIx64 " %" PRIu64 "\n", b->pc, n);
+        }
+    }
+    g_mutex_unlock(&blocks_lock);
+    fclose(f);
+}
+
 static void on_guest_exit(qemu_plugin_id_t id, void *udata)
 {
     uint64_t total = __atomic_load_n(&shared_count, __ATOMIC_RELAXED);
@@ -143,6 +199,9 @@ static void on_guest_exit(qemu_plugin_id_t id, void *udata)
     if (use_log) {
         qemu_plugin_outs(line);
     }
+    if (profile_path) {
+        write_profile();
+    }
 }
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
@@ -169,6 +228,8 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id,
                 fprintf(stderr, "insn_count: unknown mode '%s' (tb|inline|insn)\n", val);
                 return -1;
             }
+        } else if (klen == 7 && strncmp(arg, "profile", 7) == 0 && *val) {
+            profile_path = val;
         } else if (klen == 3 && strncmp(arg, "log", 3) == 0) {
             if (!qemu_plugin_bool_parse("log", val, &use_log)) {
                 fprintf(stderr, "insn_count: bad boolean '%s'\n", arg);

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Where yolod's aarch64 instructions go, per inference, by function.
+
+Runs `yolod bench --inference-only` under qemu-aarch64 with the counting
+plugin's per-block profile (bench/qemu-insn, `profile=FILE`) for 1 and for 2
+iterations, maps every block to the function that contains it (the symbol
+table of an unstripped build) and prints the difference: the instructions
+one inference costs, by function and by kind of work.
+
+    CARGO_PROFILE_DIST_STRIP=false cargo build --profile dist \\
+        --target aarch64-unknown-linux-musl
+    python3 bench/aarch64_profile.py [--model M] [--size 640] \\
+        [--cpu cortex-a76] [--top 25]
+
+Deterministic like bench/aarch64_cost.sh (same CPU-part override); the
+totals match its per-inference counts. Needs qemu-user, the plugin's build
+needs (see bench/qemu-insn/build.sh) and binutils-aarch64-linux-gnu.
+"""
+
+import argparse
+import bisect
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CPU_PARTS = {"cortex-a76": "0xd0b", "cortex-a72": "0xd08"}
+
+# Kinds of work, first match wins (demangled names). Names starting with a
+# dot are the local labels of tract-linalg's assembly matmul kernels (the
+# inner loop is `.packed_packed_loop_*`; `.store`, `.add_unicast` etc. are
+# the fused epilogues); conv_w4 is its direct-convolution kernel.
+KINDS = [
+    ("matmul kernel", r"^\.|mmm_|_mmm|conv_w4|run_blocked"),
+    ("im2col / packing", r"im2col|Im2Col|pack|Pack|PackingWriter|lazy_im2col|LazyIm2col"),
+    ("quantize / requant", r"[Qq]uant|requant|QScale|RoundingShift|q_sum|QSum"),
+    ("element-wise", r"sigmoid|silu|Silu|tanh|exp|binary|Binary|unary|ElementWise|element_wise|Scaler|map_|lut|Lut"),
+    ("copy / fill (libc)", r"^(memcpy|memmove|memset|__memcpy|__memset)"),
+    ("allocator", r"^(mi_|_mi_|malloc|free|calloc|realloc)|mimalloc"),
+]
+
+
+def symbols(binary):
+    """Sorted (address, name) of the binary's functions."""
+    nm = "aarch64-linux-gnu-nm"
+    out = subprocess.run([nm, "-n", "-C", "--defined-only", binary], capture_output=True, text=True, check=True).stdout
+    syms = []
+    for line in out.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[1] in "tTwW":
+            syms.append((int(parts[0], 16), parts[2]))
+    if len(syms) < 100:
+        sys.exit(f"aarch64_profile: {binary} has no symbol table; build it with CARGO_PROFILE_DIST_STRIP=false")
+    return syms
+
+
+def entry_point(binary):
+    out = subprocess.run(["aarch64-linux-gnu-readelf", "-h", binary], capture_output=True, text=True, check=True).stdout
+    return int(re.search(r"Entry point address:\s+0x([0-9a-f]+)", out).group(1), 16)
+
+
+def run(args, plugin, iterations, tmp):
+    prof = os.path.join(tmp, f"profile{iterations}.txt")
+    count = os.path.join(tmp, f"count{iterations}.txt")
+    env = dict(os.environ, TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=CPU_PARTS.get(args.cpu, ""))
+    cmd = [args.qemu, "-cpu", args.cpu, "-plugin", f"{plugin},mode=tb,out={count},profile={prof}", args.bin, "bench",
+           "--size", str(args.size), "--iterations", str(iterations), "--warmup", "0", "--inference-only"]
+    if args.model:
+        cmd += ["--model", args.model]
+    print(f"aarch64_profile: {iterations} iteration(s) under qemu {args.cpu} ...", file=sys.stderr, flush=True)
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    blocks = []
+    with open(prof) as f:
+        for line in f:
+            pc, n = line.split()
+            blocks.append((int(pc, 16), int(n)))
+    return blocks
+
+
+def by_function(blocks, syms, load_bias):
+    addrs = [a for a, _ in syms]
+    totals = defaultdict(int)
+    for pc, n in blocks:
+        i = bisect.bisect_right(addrs, pc - load_bias) - 1
+        totals[syms[i][1] if i >= 0 else "?"] += n
+    return totals
+
+
+def short(name, width=100):
+    name = re.sub(r"::h[0-9a-f]{16}$", "", name)
+    return name if len(name) <= width else name[: width - 3] + "..."
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target/aarch64-unknown-linux-musl/dist/yolod"))
+    ap.add_argument("--model", help="ONNX file (default: the embedded yolov8n)")
+    ap.add_argument("--size", type=int, default=640)
+    ap.add_argument("--cpu", default="cortex-a76", choices=sorted(CPU_PARTS))
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--qemu", default="qemu-aarch64")
+    args = ap.parse_args()
+
+    plugin = subprocess.run([os.path.join(ROOT, "bench/qemu-insn/build.sh")], capture_output=True, text=True, check=True).stdout.split()[-1]
+    syms = symbols(args.bin)
+    entry = entry_point(args.bin)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {}
+        for iterations in (1, 2):
+            blocks = run(args, plugin, iterations, tmp)
+            # The profile's first block is the program's entry point: that
+            # gives where qemu loaded a position-independent binary.
+            runs[iterations] = by_function(blocks, syms, blocks[0][0] - entry)
+    per = {name: runs[2].get(name, 0) - runs[1].get(name, 0) for name in set(runs[1]) | set(runs[2])}
+    total = sum(per.values())
+
+    kinds = defaultdict(int)
+    for name, n in per.items():
+        kind = next((k for k, rx in KINDS if re.search(rx, name)), "other")
+        kinds[kind] += n
+
+    label = os.path.basename(args.model) if args.model else "yolov8n (embedded)"
+    print(f"{label}, size {args.size}, {args.cpu}: {total / 1e9:.3f} G instructions per inference")
+    print()
+    print(f"{'kind of work':<22} {'G':>8} {'share':>7}")
+    for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1]):
+        print(f"{kind:<22} {n / 1e9:8.3f} {100 * n / total:6.1f}%")
+    print()
+    print(f"{'G':>8} {'share':>7}  function")
+    for name, n in sorted(per.items(), key=lambda kv: -kv[1])[: args.top]:
+        print(f"{n / 1e9:8.3f} {100 * n / total:6.1f}%  {short(name)}")
+
+
+if __name__ == "__main__":
+    main()
