@@ -4,6 +4,9 @@
 
 pub mod graph;
 pub mod meta;
+// tract's packed matmul inputs are raw, aligned byte blobs.
+#[allow(unsafe_code)]
+pub mod patches;
 pub mod registry;
 
 use std::collections::VecDeque;
@@ -171,6 +174,11 @@ impl Model {
     }
 
     fn build_plan(&self, size: u32) -> Result<Plan> {
+        self.build_plan_with(size, true)
+    }
+
+    /// `own_patches`: replace tract's int8 im2col with ours ([`patches`]).
+    fn build_plan_with(&self, size: u32, own_patches: bool) -> Result<Plan> {
         let mut model = self.template.clone();
         if let Head::Raw { maps, extra, protos } = &self.head {
             let outlets = maps
@@ -184,7 +192,11 @@ impl Model {
         }
         let s = size as usize;
         model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), tvec![1, 3, s, s]))?;
-        model.into_optimized()?.into_runnable()
+        let mut optimized = model.into_optimized()?;
+        if own_patches {
+            patches::replace_int8_im2col(&mut optimized)?;
+        }
+        optimized.into_runnable()
     }
 
     /// Runs the model on an upright RGB image: letterbox, inference, decode,
