@@ -137,11 +137,22 @@ impl Patches {
             out[..first].fill(pad);
             out[end..].fill(pad);
             let x0 = (first as isize * sx + dx) as usize;
-            if sx == 1 {
-                out[first..end].copy_from_slice(&line[x0..x0 + (end - first)]);
-            } else {
-                for (o, x) in out[first..end].iter_mut().zip((x0..).step_by(sx as usize)) {
-                    *o = line[x];
+            let out = &mut out[first..end];
+            match sx {
+                1 => out.copy_from_slice(&line[x0..x0 + out.len()]),
+                // Every other byte: pairs, so that the compiler can use
+                // de-interleaving loads (the last pair may be cut short).
+                2 if !out.is_empty() => {
+                    let (last, body) = out.split_last_mut().expect("not empty");
+                    for (o, pair) in body.iter_mut().zip(line[x0..].chunks_exact(2)) {
+                        *o = pair[0];
+                    }
+                    *last = line[x0 + 2 * body.len()];
+                }
+                _ => {
+                    for (o, x) in out.iter_mut().zip((x0..).step_by(sx as usize)) {
+                        *o = line[x];
+                    }
                 }
             }
         }
@@ -159,8 +170,15 @@ impl Patches {
                 let mut row = vec![0i8; n];
                 for (k, (ci, tap)) in taps.enumerate() {
                     self.gather_row(&image[ci * h * w..][..h * w], tap, pad, &mut row);
-                    for (chunk, panel) in row.chunks(r).zip(packed.chunks_mut(panel_len)) {
-                        panel[k * r..][..chunk.len()].copy_from_slice(chunk);
+                    match r {
+                        4 => scatter::<4>(&row, packed, k, panel_len),
+                        8 => scatter::<8>(&row, packed, k, panel_len),
+                        16 => scatter::<16>(&row, packed, k, panel_len),
+                        _ => {
+                            for (chunk, panel) in row.chunks(r).zip(packed.chunks_mut(panel_len)) {
+                                panel[k * r..][..chunk.len()].copy_from_slice(chunk);
+                            }
+                        }
                     }
                 }
             }
@@ -168,8 +186,8 @@ impl Patches {
                 let taps: Vec<_> = taps.collect();
                 let mut rows = vec![0i8; 4 * n];
                 for (quad, group) in taps.chunks(4).enumerate() {
-                    // Rows past k stay zero: the kernel accumulates them.
-                    rows.fill(0);
+                    // Rows past k must be zero: the kernel accumulates them.
+                    rows[group.len() * n..].fill(0);
                     for (row, &(ci, tap)) in rows.chunks_exact_mut(n).zip(group) {
                         self.gather_row(&image[ci * h * w..][..h * w], tap, pad, row);
                     }
@@ -180,17 +198,36 @@ impl Patches {
                         let m0 = p * r;
                         let width = r.min(n - m0);
                         let out = &mut panel[quad * 4 * r..][..4 * width];
-                        let (a, b, c2, d) = (&a[m0..][..width], &b[m0..][..width], &c2[m0..][..width], &d[m0..][..width]);
-                        for (m, q) in out.chunks_exact_mut(4).enumerate() {
-                            q[0] = a[m];
-                            q[1] = b[m];
-                            q[2] = c2[m];
-                            q[3] = d[m];
-                        }
+                        interleave4([&a[m0..][..width], &b[m0..][..width], &c2[m0..][..width], &d[m0..][..width]], out);
                     }
                 }
             }
         }
+    }
+}
+
+/// Lays row `k` of the patch matrix into k-major panels of `R` columns.
+fn scatter<const R: usize>(row: &[i8], packed: &mut [i8], k: usize, panel_len: usize) {
+    let mut panels = packed.chunks_mut(panel_len);
+    let chunks = row.chunks_exact(R);
+    let tail = chunks.remainder();
+    for (chunk, panel) in chunks.zip(&mut panels) {
+        let chunk: &[i8; R] = chunk.try_into().expect("R bytes");
+        let at: &mut [i8; R] = (&mut panel[k * R..k * R + R]).try_into().expect("R bytes");
+        *at = *chunk;
+    }
+    if let Some(panel) = panels.next().filter(|_| !tail.is_empty()) {
+        panel[k * R..][..tail.len()].copy_from_slice(tail);
+    }
+}
+
+/// `out[4m + i] = rows[i][m]`: four rows into the K4 column layout.
+fn interleave4(rows: [&[i8]; 4], out: &mut [i8]) {
+    let [a, b, c, d] = rows;
+    let columns = a.iter().zip(b).zip(c).zip(d);
+    for (q, (((&a, &b), &c), &d)) in out.chunks_exact_mut(4).zip(columns) {
+        let word = u32::from_le_bytes([a as u8, b as u8, c as u8, d as u8]);
+        q.copy_from_slice(&word.to_le_bytes().map(|x| x as i8));
     }
 }
 

@@ -151,3 +151,4 @@ fn the_int8_model_gives_identical_outputs_with_our_patches() {
         }
     }
 }
+
