@@ -7,6 +7,8 @@ pub mod meta;
 // tract's packed matmul inputs are raw, aligned byte blobs.
 #[allow(unsafe_code)]
 pub mod patches;
+#[allow(unsafe_code)]
+pub mod quantize;
 pub mod registry;
 
 use std::collections::VecDeque;
@@ -177,7 +179,8 @@ impl Model {
         self.build_plan_with(size, true)
     }
 
-    /// `own_patches`: replace tract's int8 im2col with ours ([`patches`]).
+    /// `own_patches`: replace tract's int8 im2col and QuantizeLinear with
+    /// ours ([`patches`], [`quantize`]).
     fn build_plan_with(&self, size: u32, own_patches: bool) -> Result<Plan> {
         let mut model = self.template.clone();
         if let Head::Raw { maps, extra, protos } = &self.head {
@@ -195,6 +198,7 @@ impl Model {
         let mut optimized = model.into_optimized()?;
         if own_patches {
             patches::replace_int8_im2col(&mut optimized)?;
+            quantize::replace_quantize_linear(&mut optimized)?;
         }
         optimized.into_runnable()
     }

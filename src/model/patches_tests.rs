@@ -140,6 +140,8 @@ fn the_int8_model_gives_identical_outputs_with_our_patches() {
         let replaced = ours.model().nodes().iter().filter(|n| n.op_is::<Patches>()).count();
         let left = theirs.model().nodes().iter().filter(|n| n.op_is::<Im2Col>()).count();
         assert_eq!(replaced, left, "at {size}: every Im2Col of tract's plan is replaced in ours");
+        let quantizers = ours.model().nodes().iter().filter(|n| n.op_is::<crate::model::quantize::Quantize>()).count();
+        assert!(quantizers > 40, "only {quantizers} QuantizeLinear nodes replaced at {size}");
         assert!(replaced > 20, "only {replaced} Im2Col nodes replaced at {size}");
         let prepared = model.prepare(&image, size).unwrap();
         let a = ours.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
