@@ -185,6 +185,7 @@ impl Patches {
             Layout::K4 { r, panel_len, .. } => {
                 let taps: Vec<_> = taps.collect();
                 let mut rows = vec![0i8; 4 * n];
+                let mut quads = vec![0i8; 4 * n];
                 for (quad, group) in taps.chunks(4).enumerate() {
                     // Rows past k must be zero: the kernel accumulates them.
                     rows[group.len() * n..].fill(0);
@@ -194,11 +195,17 @@ impl Patches {
                     let (a, rest) = rows.split_at(n);
                     let (b, rest) = rest.split_at(n);
                     let (c2, d) = rest.split_at(n);
-                    for (p, panel) in packed.chunks_mut(panel_len).enumerate() {
-                        let m0 = p * r;
-                        let width = r.min(n - m0);
-                        let out = &mut panel[quad * 4 * r..][..4 * width];
-                        interleave4([&a[m0..][..width], &b[m0..][..width], &c2[m0..][..width], &d[m0..][..width]], out);
+                    // All n columns at once, then 4r-byte runs into the panels.
+                    interleave4([a, b, c2, d], &mut quads);
+                    match r {
+                        4 => scatter::<16>(&quads, packed, quad, panel_len),
+                        8 => scatter::<32>(&quads, packed, quad, panel_len),
+                        16 => scatter::<64>(&quads, packed, quad, panel_len),
+                        _ => {
+                            for (chunk, panel) in quads.chunks(4 * r).zip(packed.chunks_mut(panel_len)) {
+                                panel[quad * 4 * r..][..chunk.len()].copy_from_slice(chunk);
+                            }
+                        }
                     }
                 }
             }
@@ -206,7 +213,8 @@ impl Patches {
     }
 }
 
-/// Lays row `k` of the patch matrix into k-major panels of `R` columns.
+/// Lays row `k` of the patch matrix into k-major panels of `R` columns
+/// (or, for K4, the interleaved quad `k` in runs of `R` = 4r bytes).
 fn scatter<const R: usize>(row: &[i8], packed: &mut [i8], k: usize, panel_len: usize) {
     let mut panels = packed.chunks_mut(panel_len);
     let chunks = row.chunks_exact(R);
