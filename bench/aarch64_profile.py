@@ -80,6 +80,19 @@ def run(args, plugin, iterations, tmp):
     return blocks
 
 
+def by_block(blocks, load_bias):
+    """Instructions per block start address in the binary."""
+    totals = defaultdict(int)
+    for pc, n in blocks:
+        totals[pc - load_bias] += n
+    return totals
+
+
+def function_of(addr, syms, addrs):
+    i = bisect.bisect_right(addrs, addr) - 1
+    return syms[i][1] if i >= 0 else "?"
+
+
 def by_function(blocks, syms, load_bias):
     addrs = [a for a, _ in syms]
     totals = defaultdict(int)
@@ -102,18 +115,20 @@ def main():
     ap.add_argument("--cpu", default="cortex-a76", choices=sorted(CPU_PARTS))
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--qemu", default="qemu-aarch64")
+    ap.add_argument("--blocks", metavar="REGEX", help="also list the hottest blocks of the functions matching REGEX")
     args = ap.parse_args()
 
     plugin = subprocess.run([os.path.join(ROOT, "bench/qemu-insn/build.sh")], capture_output=True, text=True, check=True).stdout.split()[-1]
     syms = symbols(args.bin)
     entry = entry_point(args.bin)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {}
+        runs, block_runs = {}, {}
         for iterations in (1, 2):
             blocks = run(args, plugin, iterations, tmp)
             # The profile's first block is the program's entry point: that
             # gives where qemu loaded a position-independent binary.
             runs[iterations] = by_function(blocks, syms, blocks[0][0] - entry)
+            block_runs[iterations] = by_block(blocks, blocks[0][0] - entry)
     per = {name: runs[2].get(name, 0) - runs[1].get(name, 0) for name in set(runs[1]) | set(runs[2])}
     total = sum(per.values())
 
@@ -132,6 +147,19 @@ def main():
     print(f"{'G':>8} {'share':>7}  function")
     for name, n in sorted(per.items(), key=lambda kv: -kv[1])[: args.top]:
         print(f"{n / 1e9:8.3f} {100 * n / total:6.1f}%  {short(name)}")
+    if args.blocks:
+        addrs = [a for a, _ in syms]
+        rx = re.compile(args.blocks)
+        hot = []
+        for addr in set(block_runs[1]) | set(block_runs[2]):
+            n = block_runs[2].get(addr, 0) - block_runs[1].get(addr, 0)
+            name = function_of(addr, syms, addrs)
+            if n > 0 and rx.search(name):
+                hot.append((n, addr, name))
+        print()
+        print(f"{'G':>8} {'share':>7}  block       function")
+        for n, addr, name in sorted(hot, reverse=True)[: args.top]:
+            print(f"{n / 1e9:8.3f} {100 * n / total:6.1f}%  {addr:#010x}  {short(name, 80)}")
 
 
 if __name__ == "__main__":
