@@ -2,9 +2,14 @@
 //! optimises a plan per input size (bounded cache) and runs it.
 //! Nothing outside this module imports tract.
 
+// Output tensors it fills completely are allocated uninitialised.
+#[allow(unsafe_code)]
+pub mod activation;
 pub mod graph;
 pub mod meta;
 // tract's packed matmul inputs are raw, aligned byte blobs.
+#[allow(unsafe_code)]
+pub mod pack;
 #[allow(unsafe_code)]
 pub mod patches;
 #[allow(unsafe_code)]
@@ -176,12 +181,14 @@ impl Model {
     }
 
     fn build_plan(&self, size: u32) -> Result<Plan> {
-        self.build_plan_with(size, true)
+        self.build_plan_with(size, true, plan_knobs(std::env::consts::ARCH))
     }
 
-    /// `own_patches`: replace tract's int8 im2col and QuantizeLinear with
-    /// ours ([`patches`], [`quantize`]).
-    fn build_plan_with(&self, size: u32, own_patches: bool) -> Result<Plan> {
+    /// `own_patches`: replace tract's int8 im2col, activation packing and
+    /// QuantizeLinear with ours ([`patches`], [`pack`], [`quantize`]) and fuse each convolution's
+    /// rescale, SiLU and quantize into one pass ([`activation`]). `knobs`:
+    /// tract settings for the optimisation ([`plan_knobs`]).
+    fn build_plan_with(&self, size: u32, own_patches: bool, knobs: &[(&str, &str)]) -> Result<Plan> {
         let mut model = self.template.clone();
         if let Head::Raw { maps, extra, protos } = &self.head {
             let outlets = maps
@@ -195,10 +202,14 @@ impl Model {
         }
         let s = size as usize;
         model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), tvec![1, 3, s, s]))?;
-        let mut optimized = model.into_optimized()?;
+        let knobs = tract_onnx::tract_core::knobs::KnobScope::new(knobs.iter().copied())?;
+        let mut optimized = knobs.enter(|| model.into_optimized())?;
         if own_patches {
             patches::replace_int8_im2col(&mut optimized)?;
+            pack::replace_int8_pack(&mut optimized)?;
             quantize::replace_quantize_linear(&mut optimized)?;
+            activation::fuse_activations(&mut optimized)?;
+            optimized = optimized.into_compact()?;
         }
         optimized.into_runnable()
     }
@@ -339,6 +350,19 @@ fn at_anchor(maps: &[(&[f32], usize, usize)], anchor: usize, channels: usize) ->
     bail!("anchor {anchor} is outside the maps")
 }
 
+/// tract settings in force while a plan is optimised, by target
+/// architecture. On aarch64 tract's direct spatial convolution (`conv_w4`,
+/// chosen for 3x3 convolutions of up to 64 input channels) costs more than
+/// its im2col and matrix product: yolov8n at 640 on a Cortex-A76 takes
+/// 1.763 G instructions with it and 1.682 G without (BENCHMARKS.md). On
+/// x86 the two measured the same, so tract chooses there.
+fn plan_knobs(arch: &str) -> &'static [(&'static str, &'static str)] {
+    match arch {
+        "aarch64" => &[("TRACT_DISABLE_DIRECT_SPATIAL", "true")],
+        _ => &[],
+    }
+}
+
 /// A letterboxed input, ready to run.
 pub struct Prepared {
     input: Arc<Tensor>,
@@ -365,4 +389,25 @@ fn export_size(model: &InferenceModel) -> Result<u32> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::tract_core::ops::cnn::conv::DirectSpatialConv;
+
+    #[test]
+    fn aarch64_plans_run_every_fp32_convolution_as_a_matrix_product() {
+        let model = Model::load("yolov8n", "embedded", registry::EMBEDDED_BYTES).unwrap();
+        let direct = |knobs| {
+            let plan = model.build_plan_with(320, true, knobs).unwrap();
+            plan.model().nodes().iter().filter(|n| n.op_is::<DirectSpatialConv>()).count()
+        };
+        assert_eq!(direct(plan_knobs("aarch64")), 0);
+        // Where tract has the direct kernel (x86 with AVX2 here), it takes some
+        // convolutions when left to choose: the knob is what turns them away.
+        if tract_onnx::tract_core::tract_linalg::routines::conv_w4_f32().is_some() {
+            assert!(direct(&[]) > 0, "tract no longer picks direct spatial convolutions; plan_knobs may be moot");
+        }
+    }
 }

@@ -44,7 +44,7 @@ pub fn replace_int8_im2col(model: &mut TypedModel) -> Result<usize> {
 
 /// How the patch matrix is laid out for the matmul kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Layout {
+pub(super) enum Layout {
     /// `PackedFormat`: panels of `r` columns, k-major inside a panel:
     /// element (k, m) at `k * r + m`.
     KMajor { r: usize, panel_len: usize, align: usize },
@@ -94,16 +94,7 @@ impl Patches {
             return None;
         }
         let format = packed.format.clone();
-        let layout = if let Some(f) = format.downcast_ref::<PackedFormat>() {
-            if f.dt.unquantized() != i8::datum_type() {
-                return None;
-            }
-            Layout::KMajor { r: f.r, panel_len: f.single_panel_len(k), align: f.alignment() }
-        } else if let Some(f) = format.downcast_ref::<PackedI8K4>() {
-            Layout::K4 { r: f.r, panel_len: f.single_panel_len(k), align: f.alignment() }
-        } else {
-            return None;
-        };
+        let layout = Layout::of(&*format, k)?;
         Some(Patches { pool_spec: spec.clone(), layout, k, format, input_shape })
     }
 
@@ -114,68 +105,145 @@ impl Patches {
         ([padding[0].convoluted, padding[1].convoluted], [padding[0].pad_before as isize, padding[1].pad_before as isize])
     }
 
-    /// Row `(channel, ky, kx)` of the patch matrix for image `plane` (H x W):
-    /// the input value under that kernel tap for every output position.
-    fn gather_row(&self, plane: &[i8], tap: [usize; 2], pad: i8, row: &mut [i8]) {
-        let [h, w] = [self.input_shape[2] as isize, self.input_shape[3] as isize];
-        let ([oh, ow], [pad_y, pad_x]) = self.geometry();
-        let strides = self.pool_spec.strides();
-        let dilations = self.pool_spec.dilations();
-        let (sy, sx) = (strides[0] as isize, strides[1] as isize);
-        let dy = tap[0] as isize * dilations[0] as isize - pad_y;
-        let dx = tap[1] as isize * dilations[1] as isize - pad_x;
-        // Output columns whose input column x = xo * sx + dx is inside the image.
-        let first = if dx < 0 { (-dx + sx - 1) / sx } else { 0 }.min(ow as isize) as usize;
-        let end = if w - dx > 0 { ((w - dx + sx - 1) / sx).min(ow as isize) } else { 0 }.max(first as isize) as usize;
-        for (yo, out) in row.chunks_exact_mut(ow).take(oh).enumerate() {
-            let y = yo as isize * sy + dy;
-            if y < 0 || y >= h {
-                out.fill(pad);
-                continue;
-            }
-            let line = &plane[(y * w) as usize..][..w as usize];
-            out[..first].fill(pad);
-            out[end..].fill(pad);
-            let x0 = (first as isize * sx + dx) as usize;
-            let out = &mut out[first..end];
-            match sx {
-                1 => out.copy_from_slice(&line[x0..x0 + out.len()]),
-                // Every other byte: pairs, so that the compiler can use
-                // de-interleaving loads (the last pair may be cut short).
-                2 if !out.is_empty() => {
-                    let (last, body) = out.split_last_mut().expect("not empty");
-                    for (o, pair) in body.iter_mut().zip(line[x0..].chunks_exact(2)) {
-                        *o = pair[0];
-                    }
-                    *last = line[x0 + 2 * body.len()];
-                }
-                _ => {
-                    for (o, x) in out.iter_mut().zip((x0..).step_by(sx as usize)) {
-                        *o = line[x];
-                    }
-                }
-            }
-        }
-    }
-
-    /// Packs one image (C x H x W) into `packed` (zeroed, panel layout).
+    /// Packs one image (C x H x W) into `packed` (panel layout).
     fn pack_image(&self, image: &[i8], pad: i8, packed: &mut [i8]) {
         let [_, c, h, w] = self.input_shape;
         let [kh, kw] = [self.pool_spec.kernel_shape[0], self.pool_spec.kernel_shape[1]];
-        let ([oh, ow], _) = self.geometry();
-        let n = oh * ow;
-        let taps = (0..c).flat_map(|ci| (0..kh).flat_map(move |ky| (0..kw).map(move |kx| (ci, [ky, kx]))));
-        match self.layout {
+        let ([oh, ow], [pad_y, pad_x]) = self.geometry();
+        let (strides, dilations) = (self.pool_spec.strides(), self.pool_spec.dilations());
+        let ([sy, sx], [dy, dx]) = ([strides[0], strides[1]], [dilations[0], dilations[1]]);
+        // One channel at a time, with its padding around it: every patch
+        // row is then a plain (strided) read, with no bounds to test. The
+        // padded plane reaches the last tap of the last output, and SLACK
+        // bytes past it let the row copies read whole vectors.
+        let (pad_y, pad_x) = (pad_y.max(0) as usize, pad_x.max(0) as usize);
+        let pw = (w + pad_x).max((ow.max(1) - 1) * sx + (kw - 1) * dx + 1);
+        let ph = (h + pad_y).max((oh.max(1) - 1) * sy + (kh - 1) * dy + 1);
+        let mut padded = vec![pad; ph * pw + SLACK];
+        let mut channel = usize::MAX;
+        self.layout.lay(c * kh * kw, oh * ow, packed, |k, row| {
+            let (ci, ky, kx) = (k / (kh * kw), k / kw % kh, k % kw);
+            if ci != channel {
+                channel = ci;
+                for (y, line) in image[ci * h * w..][..h * w].chunks_exact(w).enumerate() {
+                    padded[(y + pad_y) * pw + pad_x..][..w].copy_from_slice(line);
+                }
+            }
+            for (yo, out) in row.chunks_exact_mut(ow).enumerate() {
+                let src = &padded[(yo * sy + ky * dy) * pw + kx * dx..];
+                match sx {
+                    1 => copy_run(out, src),
+                    2 => every_other(out, src),
+                    _ => out.iter_mut().zip(src.iter().step_by(sx)).for_each(|(o, s)| *o = *s),
+                }
+            }
+        });
+    }
+}
+
+/// Bytes the padded plane has past its end, so that row reads may run over.
+const SLACK: usize = 64;
+
+/// `out.len()` bytes from the start of `src`, 16 at a time (the last 16
+/// overlapping the ones before).
+#[inline(always)]
+fn copy_run(out: &mut [i8], src: &[i8]) {
+    let n = out.len();
+    if n < 16 {
+        out.copy_from_slice(&src[..n]);
+        return;
+    }
+    assert!(src.len() >= n);
+    let (o, s) = (out.as_mut_ptr(), src.as_ptr());
+    // SAFETY: every copy is of 16 bytes at an offset at most n - 16, and
+    // both slices hold n bytes or more.
+    unsafe {
+        let mut at = 0;
+        while at + 16 < n {
+            std::ptr::copy_nonoverlapping(s.add(at), o.add(at), 16);
+            at += 16;
+        }
+        std::ptr::copy_nonoverlapping(s.add(n - 16), o.add(n - 16), 16);
+    }
+}
+
+/// `out[i] = src[2 i]`; `src` has SLACK bytes more than that needs.
+#[inline(always)]
+fn every_other(out: &mut [i8], src: &[i8]) {
+    let done = every_other_neon(out, src);
+    for (i, o) in out.iter_mut().enumerate().skip(done) {
+        *o = src[2 * i];
+    }
+}
+
+/// The first multiple of 16 outputs of `every_other`, by NEON's
+/// de-interleaving load (`ld2`: 32 bytes in, the even ones kept); returns
+/// how many it did.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+fn every_other_neon(out: &mut [i8], src: &[i8]) -> usize {
+    use std::arch::aarch64::{vld2q_s8, vst1q_s8};
+    let done = out.len() / 16 * 16;
+    assert!(src.len() >= 2 * done);
+    let (o, s) = (out.as_mut_ptr(), src.as_ptr());
+    for at in (0..done).step_by(16) {
+        // SAFETY: 2 (at + 16) <= 2 done <= src.len() and at + 16 <= done
+        // <= out.len(); NEON is part of aarch64.
+        unsafe { vst1q_s8(o.add(at), vld2q_s8(s.add(2 * at)).0) };
+    }
+    done
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn every_other_neon(_: &mut [i8], _: &[i8]) -> usize {
+    0
+}
+
+impl Layout {
+    /// The layout of `format` for a k-deep matrix, if it is one we lay.
+    pub(super) fn of(format: &dyn MMMInputFormat, k: usize) -> Option<Layout> {
+        if let Some(f) = format.downcast_ref::<PackedFormat>() {
+            (f.dt.unquantized() == i8::datum_type()).then(|| Layout::KMajor { r: f.r, panel_len: f.single_panel_len(k), align: f.alignment() })
+        } else {
+            format.downcast_ref::<PackedI8K4>().map(|f| Layout::K4 { r: f.r, panel_len: f.single_panel_len(k), align: f.alignment() })
+        }
+    }
+
+    /// (r, panel length, alignment).
+    pub(super) fn panels(self) -> (usize, usize, usize) {
+        match self {
+            Layout::KMajor { r, panel_len, align } | Layout::K4 { r, panel_len, align } => (r, panel_len, align),
+        }
+    }
+
+    /// Lays a k x n matrix into `packed` (`n.div_ceil(r)` panels, any
+    /// content), row by row: `row(k, out)` writes row k (n values) into
+    /// `out`. The bytes no row reaches (the columns past n, a k-major
+    /// panel's tail) are zeroed.
+    pub(super) fn lay(self, k: usize, n: usize, packed: &mut [i8], mut row: impl FnMut(usize, &mut [i8])) {
+        let (r, panel_len, _) = self.panels();
+        let written = match self {
+            Layout::KMajor { .. } => k * r,
+            Layout::K4 { .. } => k.div_ceil(4) * 4 * r,
+        };
+        for (p, panel) in packed.chunks_mut(panel_len).enumerate() {
+            if (p + 1) * r > n {
+                panel.fill(0);
+            } else {
+                panel[written..].fill(0);
+            }
+        }
+        match self {
             Layout::KMajor { r, panel_len, .. } => {
-                let mut row = vec![0i8; n];
-                for (k, (ci, tap)) in taps.enumerate() {
-                    self.gather_row(&image[ci * h * w..][..h * w], tap, pad, &mut row);
+                let mut line = vec![0i8; n];
+                for k in 0..k {
+                    row(k, &mut line);
                     match r {
-                        4 => scatter::<4>(&row, packed, k, panel_len),
-                        8 => scatter::<8>(&row, packed, k, panel_len),
-                        16 => scatter::<16>(&row, packed, k, panel_len),
+                        4 => scatter::<4>(&line, packed, k, panel_len),
+                        8 => scatter::<8>(&line, packed, k, panel_len),
+                        16 => scatter::<16>(&line, packed, k, panel_len),
                         _ => {
-                            for (chunk, panel) in row.chunks(r).zip(packed.chunks_mut(panel_len)) {
+                            for (chunk, panel) in line.chunks(r).zip(packed.chunks_mut(panel_len)) {
                                 panel[k * r..][..chunk.len()].copy_from_slice(chunk);
                             }
                         }
@@ -183,24 +251,28 @@ impl Patches {
                 }
             }
             Layout::K4 { r, panel_len, .. } => {
-                let taps: Vec<_> = taps.collect();
                 let mut rows = vec![0i8; 4 * n];
                 let mut quads = vec![0i8; 4 * n];
-                for (quad, group) in taps.chunks(4).enumerate() {
+                for quad in 0..k.div_ceil(4) {
+                    let group = quad * 4..(quad * 4 + 4).min(k);
                     // Rows past k must be zero: the kernel accumulates them.
                     rows[group.len() * n..].fill(0);
-                    for (row, &(ci, tap)) in rows.chunks_exact_mut(n).zip(group) {
-                        self.gather_row(&image[ci * h * w..][..h * w], tap, pad, row);
+                    for (line, k) in rows.chunks_exact_mut(n).zip(group) {
+                        row(k, line);
                     }
                     let (a, rest) = rows.split_at(n);
                     let (b, rest) = rest.split_at(n);
-                    let (c2, d) = rest.split_at(n);
-                    // All n columns at once, then 4r-byte runs into the panels.
-                    interleave4([a, b, c2, d], &mut quads);
+                    let (c, d) = rest.split_at(n);
+                    // Whole panels straight from the rows where NEON can,
+                    // the rest as all columns at once, then 4r-byte runs.
+                    let done = interleave_into_panels([a, b, c, d], packed, quad, r, panel_len);
+                    let packed = &mut packed[done / r * panel_len..];
+                    let quads = &mut quads[..4 * (n - done)];
+                    interleave4([&a[done..], &b[done..], &c[done..], &d[done..]], quads);
                     match r {
-                        4 => scatter::<16>(&quads, packed, quad, panel_len),
-                        8 => scatter::<32>(&quads, packed, quad, panel_len),
-                        16 => scatter::<64>(&quads, packed, quad, panel_len),
+                        4 => scatter::<16>(quads, packed, quad, panel_len),
+                        8 => scatter::<32>(quads, packed, quad, panel_len),
+                        16 => scatter::<64>(quads, packed, quad, panel_len),
                         _ => {
                             for (chunk, panel) in quads.chunks(4 * r).zip(packed.chunks_mut(panel_len)) {
                                 panel[quad * 4 * r..][..chunk.len()].copy_from_slice(chunk);
@@ -231,12 +303,68 @@ fn scatter<const R: usize>(row: &[i8], packed: &mut [i8], k: usize, panel_len: u
 
 /// `out[4m + i] = rows[i][m]`: four rows into the K4 column layout.
 fn interleave4(rows: [&[i8]; 4], out: &mut [i8]) {
-    let [a, b, c, d] = rows;
+    let n = rows[0].len();
+    assert!(rows.iter().all(|r| r.len() == n) && out.len() >= 4 * n, "four rows of {n} into {} bytes", out.len());
+    let done = interleave4_neon(rows, out);
+    let [a, b, c, d] = rows.map(|r| &r[done..]);
     let columns = a.iter().zip(b).zip(c).zip(d);
-    for (q, (((&a, &b), &c), &d)) in out.chunks_exact_mut(4).zip(columns) {
+    for (q, (((&a, &b), &c), &d)) in out[4 * done..].chunks_exact_mut(4).zip(columns) {
         let word = u32::from_le_bytes([a as u8, b as u8, c as u8, d as u8]);
         q.copy_from_slice(&word.to_le_bytes().map(|x| x as i8));
     }
+}
+
+/// The columns of `interleave4` in multiples of 16, by NEON's interleaving
+/// store (`st4`: 64 bytes per instruction); returns how many it did.
+#[cfg(target_arch = "aarch64")]
+fn interleave4_neon(rows: [&[i8]; 4], out: &mut [i8]) -> usize {
+    use std::arch::aarch64::{int8x16x4_t, vld1q_s8, vst4q_s8};
+    let done = rows[0].len() / 16 * 16;
+    for m in (0..done).step_by(16) {
+        // SAFETY: m + 16 <= the length of every row and 4 (m + 16) <=
+        // out.len() (checked by the caller); NEON is part of aarch64.
+        unsafe {
+            let v = int8x16x4_t(vld1q_s8(rows[0].as_ptr().add(m)), vld1q_s8(rows[1].as_ptr().add(m)), vld1q_s8(rows[2].as_ptr().add(m)), vld1q_s8(rows[3].as_ptr().add(m)));
+            vst4q_s8(out.as_mut_ptr().add(4 * m), v);
+        }
+    }
+    done
+}
+
+/// For 8-column K4 panels (tract's SDOT kernels), quad `quad` of every
+/// whole panel straight from the four rows: 8 columns of each, one `st4`
+/// of 32 bytes into the panel. Returns how many columns it did (0 where
+/// NEON or the layout is not there).
+#[cfg(target_arch = "aarch64")]
+fn interleave_into_panels(rows: [&[i8]; 4], packed: &mut [i8], quad: usize, r: usize, panel_len: usize) -> usize {
+    use std::arch::aarch64::{int8x8x4_t, vld1_s8, vst4_s8};
+    if r != 8 {
+        return 0;
+    }
+    let n = rows[0].len();
+    let panels = n / 8;
+    assert!(rows.iter().all(|row| row.len() == n) && panels * panel_len <= packed.len() && (quad + 1) * 32 <= panel_len);
+    let out = packed.as_mut_ptr();
+    for p in 0..panels {
+        // SAFETY: 8 (p + 1) <= n for every row; the 32 bytes written start
+        // at p panel_len + 32 quad and end inside panel p (asserted above).
+        unsafe {
+            let at = |row: &[i8]| vld1_s8(row.as_ptr().add(8 * p));
+            let v = int8x8x4_t(at(rows[0]), at(rows[1]), at(rows[2]), at(rows[3]));
+            vst4_s8(out.add(p * panel_len + 32 * quad), v);
+        }
+    }
+    panels * 8
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn interleave_into_panels(_: [&[i8]; 4], _: &mut [i8], _: usize, _: usize, _: usize) -> usize {
+    0
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn interleave4_neon(_: [&[i8]; 4], _: &mut [i8]) -> usize {
+    0
 }
 
 impl Op for Patches {
@@ -260,9 +388,7 @@ impl EvalOp for Patches {
             Some(t) => t.cast_to_scalar::<i32>()? as i8,
             None => 0,
         };
-        let (r, panel_len, align) = match self.layout {
-            Layout::KMajor { r, panel_len, align } | Layout::K4 { r, panel_len, align } => (r, panel_len, align),
-        };
+        let (r, panel_len, align) = self.layout.panels();
         let ([oh, ow], _) = self.geometry();
         let n = oh * ow;
         // SAFETY: the datum type is i8 (possibly with quantisation parameters).
@@ -270,10 +396,9 @@ impl EvalOp for Patches {
         let mut values: TVec<Box<dyn MMMInputValue>> = tvec!();
         for b in 0..batches {
             let len = n.div_ceil(r) * panel_len;
-            // SAFETY: every byte is written by the fill before it is read.
+            // SAFETY: `lay` writes every byte.
             let mut blob = unsafe { Blob::new_for_size_and_align(len, align) };
             let bytes = blob.as_bytes_mut();
-            bytes.fill(0);
             if n > 0 {
                 // SAFETY: i8 and u8 have the same size and alignment.
                 let packed = unsafe { &mut *(bytes as *mut [u8] as *mut [i8]) };

@@ -135,14 +135,29 @@ fn the_int8_model_gives_identical_outputs_with_our_patches() {
     let model = crate::model::Model::load("convint", "test", &std::fs::read(path).unwrap()).unwrap();
     let image = crate::vision::decode::decode(&std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/zidane.jpg")).unwrap(), Default::default()).unwrap();
     for size in [320, 192] {
-        let ours = model.build_plan_with(size, true).unwrap();
-        let theirs = model.build_plan_with(size, false).unwrap();
+        let ours = model.build_plan_with(size, true, &[]).unwrap();
+        let theirs = model.build_plan_with(size, false, &[]).unwrap();
         let replaced = ours.model().nodes().iter().filter(|n| n.op_is::<Patches>()).count();
         let left = theirs.model().nodes().iter().filter(|n| n.op_is::<Im2Col>()).count();
         assert_eq!(replaced, left, "at {size}: every Im2Col of tract's plan is replaced in ours");
-        let quantizers = ours.model().nodes().iter().filter(|n| n.op_is::<crate::model::quantize::Quantize>()).count();
+        // QuantizeLinear nodes replaced: ours alone, or absorbed in an activation.
+        let quantizers = ours
+            .model()
+            .nodes()
+            .iter()
+            .filter(|n| {
+                n.op_is::<crate::model::quantize::Quantize>()
+                    || (n.op_is::<crate::model::activation::Activation>() && n.outputs[0].fact.datum_type.unquantized() == i8::datum_type())
+            })
+            .count();
         assert!(quantizers > 40, "only {quantizers} QuantizeLinear nodes replaced at {size}");
         assert!(replaced > 20, "only {replaced} Im2Col nodes replaced at {size}");
+        let packs = ours.model().nodes().iter().filter(|n| n.op_is::<crate::model::pack::Pack>()).count();
+        let packs_left = theirs.model().nodes().iter().filter(|n| n.op_is::<tract_onnx::tract_core::ops::matmul::pack::OptMatMulPack>()).count();
+        assert!(packs > 10 && packs == packs_left, "at {size}: {packs} of {packs_left} activation packs replaced");
+        let activations = ours.model().nodes().iter().filter(|n| n.op_is::<crate::model::activation::Activation>()).count();
+        let casts = theirs.model().nodes().iter().filter(|n| n.op_is::<tract_onnx::tract_core::ops::cast::Cast>()).count();
+        assert_eq!(activations, casts, "at {size}: every i32 -> f32 cast starts a fused activation");
         let prepared = model.prepare(&image, size).unwrap();
         let a = ours.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
         let b = theirs.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
@@ -154,3 +169,22 @@ fn the_int8_model_gives_identical_outputs_with_our_patches() {
     }
 }
 
+
+/// `Layout::lay` writes every byte of its panels, whatever was there: the
+/// blobs it fills are not zeroed first.
+#[test]
+fn lay_writes_every_byte_of_a_dirty_buffer() {
+    for (k, n) in [(27, 37), (8, 16), (5, 3), (12, 40)] {
+        let matrix = bytes(k * n, (k * n) as u64);
+        let formats: Vec<Box<dyn MMMInputFormat>> = vec![Box::new(PackedI8K4::new(8)), Box::new(PackedI8K4::new(16)), Box::new(PackedFormat::new(i8::datum_type(), 8, 16))];
+        for format in formats {
+            let layout = Layout::of(&*format, k).unwrap();
+            let expected = format.prepare_one_view(&Tensor::from_shape(&[k, n], &matrix).unwrap().view(), 0, 1).unwrap();
+            let expected = expected.downcast_ref::<EagerPackedInput>().unwrap().packed.as_bytes().iter().map(|b| *b as i8).collect::<Vec<_>>();
+            let (r, panel_len, _) = layout.panels();
+            let mut packed = vec![0x5a_i8; n.div_ceil(r) * panel_len];
+            layout.lay(k, n, &mut packed, |row, out| out.copy_from_slice(&matrix[row * n..][..n]));
+            assert_eq!(packed, expected[..packed.len()], "k {k} n {n} {format:?}");
+        }
+    }
+}

@@ -40,9 +40,9 @@ pub fn replace_quantize_linear(model: &mut TypedModel) -> Result<usize> {
 /// +inf becomes -128 there, 127 here).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quantize {
-    scale: f32,
-    zero_point: i8,
-    out_dt: DatumType,
+    pub(super) scale: f32,
+    pub(super) zero_point: i8,
+    pub(super) out_dt: DatumType,
 }
 
 impl Eq for Quantize {}
@@ -69,7 +69,8 @@ impl EvalOp for Quantize {
     fn eval(&self, _: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = &inputs[0];
         let xs = input.try_as_plain_ram()?.as_slice::<f32>()?;
-        let mut output = Tensor::zero_dt(i8::datum_type(), input.shape())?;
+        // SAFETY: `quantize` writes every element.
+        let mut output = unsafe { Tensor::uninitialized_dt(i8::datum_type(), input.shape())? };
         quantize(xs, output.try_as_plain_ram_mut()?.as_slice_mut::<i8>()?, self.scale, self.zero_point);
         // SAFETY: only the quantisation parameters change, not the layout.
         unsafe { output.set_datum_type(self.out_dt) };

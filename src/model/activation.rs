@@ -1,0 +1,240 @@
+//! One pass from a convolution's i32 accumulators to its activation.
+//!
+//! In an optimised int8 plan tract ends every integer convolution with a
+//! chain of whole-tensor ops: the i32 bias add (when it is not fused in the
+//! matmul; ndarray's broadcasting loop, about 6 instructions per element on
+//! a Cortex-A76), the cast to f32, the per-channel rescale, the SiLU and the
+//! QuantizeLinear of the next layer. [`fuse_activations`] replaces each such
+//! chain with one [`Activation`] node, which does the same arithmetic in
+//! the same order, channel by channel, through a buffer that stays in L1:
+//! the same values, bit for bit, without four full tensors written and read.
+
+use anyhow::Result;
+use tract_linalg::Func;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::binary::{OptBinByScalar, TypedBinOp};
+use tract_onnx::tract_core::ops::cast::Cast;
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::math::{Add, Mul};
+use tract_onnx::tract_core::ops::nn::Silu;
+
+use super::quantize::{Quantize, quantize};
+
+/// Elements per pass through the scratch buffer: 16 KiB of f32.
+const CHUNK: usize = 4096;
+
+/// Replaces each `[i32 bias add] -> cast to f32 -> per-channel multiply
+/// [-> SiLU [-> quantize]]` chain of an optimised model with one
+/// [`Activation`]; returns how many chains were fused. Runs after
+/// [`super::quantize::replace_quantize_linear`], whose op it absorbs.
+pub fn fuse_activations(model: &mut TypedModel) -> Result<usize> {
+    let mut fused = 0;
+    for id in 0..model.nodes().len() {
+        let Some((op, input, last)) = chain_from_cast(model, id)? else { continue };
+        let mut patch = TypedModelPatch::default();
+        let tap = patch.tap_model(model, input)?;
+        let out = patch.wire_node(format!("{}.activation", model.node(id).name), op, &[tap])?;
+        patch.shunt_outside(model, OutletId::new(last, 0), out[0])?;
+        patch.apply(model)?;
+        fused += 1;
+    }
+    Ok(fused)
+}
+
+/// The fused op for the chain around the cast node `id`, its i32 input and
+/// the chain's last node, when the chain has the expected shape.
+fn chain_from_cast(model: &TypedModel, id: usize) -> Result<Option<(Activation, OutletId, usize)>> {
+    let cast = model.node(id);
+    let Some(op) = cast.op_as::<Cast>() else { return Ok(None) };
+    if op.to != f32::datum_type() || model.outlet_fact(cast.inputs[0])?.datum_type != i32::datum_type() {
+        return Ok(None);
+    }
+    let Some(shape) = model.outlet_fact(cast.inputs[0])?.shape.as_concrete().map(|s| s.to_vec()) else { return Ok(None) };
+    // The bias add before the cast, when its only reader is the cast.
+    let mut input = cast.inputs[0];
+    let mut bias = None;
+    let before = model.node(input.node);
+    if only_reader(model, input, id)
+        && before.op_as::<TypedBinOp>().is_some_and(|op| op.0.is::<Add>() && op.1.is_none())
+        && let Some(konst) = model.outlet_fact(before.inputs[1])?.konst.clone()
+        && konst.datum_type() == i32::datum_type()
+        && model.outlet_fact(before.inputs[0])?.shape.as_concrete() == Some(&shape)
+    {
+        bias = Some(konst);
+        input = before.inputs[0];
+    }
+    // The rescale: the cast's only reader multiplies by a constant.
+    let Some(mul) = sole_reader(model, id) else { return Ok(None) };
+    let is_mul = mul.op_as::<OptBinByScalar>().is_some_and(|op| op.binop.is::<Mul>())
+        || mul.op_as::<TypedBinOp>().is_some_and(|op| op.0.is::<Mul>() && op.1.is_none());
+    if !is_mul || mul.inputs[0] != OutletId::new(id, 0) {
+        return Ok(None);
+    }
+    let Some(scale) = model.outlet_fact(mul.inputs[1])?.konst.clone() else { return Ok(None) };
+    if scale.datum_type() != f32::datum_type() || model.outlet_fact(OutletId::new(mul.id, 0))?.shape.as_concrete() != Some(&shape) {
+        return Ok(None);
+    }
+    let Some((axis, scale, bias)) = per_channel(&shape, &scale, bias.as_deref()) else { return Ok(None) };
+    let mut op = Activation { axis, bias, scale, silu: false, quantize: None };
+    let mut last = mul.id;
+    if let Some(silu) = sole_reader(model, last).filter(|n| n.op_as::<ElementWiseOp>().is_some_and(|op| op.0.is::<Silu>() && op.1.is_none())) {
+        op.silu = true;
+        last = silu.id;
+        if let Some(q) = sole_reader(model, last).and_then(|n| n.op_as::<Quantize>().map(|q| (n.id, q))) {
+            op.quantize = Some(q.1.clone());
+            last = q.0;
+        }
+    }
+    Ok(Some((op, input, last)))
+}
+
+/// Whether `reader` is the only node reading `outlet`, which is not a model output.
+fn only_reader(model: &TypedModel, outlet: OutletId, reader: usize) -> bool {
+    let successors = &model.node(outlet.node).outputs[outlet.slot].successors;
+    successors.len() == 1 && successors[0].node == reader && !model.outputs.contains(&outlet)
+}
+
+/// The only node reading node `id`'s single output, which is not a model output.
+fn sole_reader(model: &TypedModel, id: usize) -> Option<&TypedNode> {
+    let node = model.node(id);
+    let outlet = OutletId::new(id, 0);
+    if node.outputs.len() != 1 || node.outputs[0].successors.len() != 1 || model.outputs.contains(&outlet) {
+        return None;
+    }
+    Some(model.node(node.outputs[0].successors[0].node))
+}
+
+/// The axis a per-channel scale (and bias) runs along in a tensor of
+/// `shape`, with their values; both broadcast from one axis (or none).
+fn per_channel(shape: &[usize], scale: &Tensor, bias: Option<&Tensor>) -> Option<(usize, Vec<f32>, Vec<i32>)> {
+    // The one axis where a constant is not 1, right-aligned as numpy broadcasts.
+    let axis_of = |t: &Tensor| -> Option<Option<usize>> {
+        let offset = shape.len().checked_sub(t.rank())?;
+        let mut axes = t.shape().iter().enumerate().filter(|(_, d)| **d != 1).map(|(i, d)| (i + offset, *d));
+        match (axes.next(), axes.next()) {
+            (None, _) => Some(None),
+            (Some((axis, d)), None) if shape[axis] == d => Some(Some(axis)),
+            _ => None,
+        }
+    };
+    let scale_axis = axis_of(scale)?;
+    let bias_axis = match bias {
+        Some(b) => axis_of(b)?,
+        None => None,
+    };
+    let axis = match (scale_axis, bias_axis) {
+        (Some(a), Some(b)) if a != b => return None,
+        (a, b) => a.or(b).unwrap_or(0),
+    };
+    let channels = shape.get(axis).copied().unwrap_or(1);
+    let scale = spread(scale.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?, channels)?;
+    let bias = match bias {
+        Some(b) => spread(b.try_as_plain_ram().ok()?.as_slice::<i32>().ok()?, channels)?,
+        None => vec![0; channels],
+    };
+    Some((axis, scale, bias))
+}
+
+/// `values` as one per channel: as they are, or a single one repeated.
+fn spread<T: Copy>(values: &[T], channels: usize) -> Option<Vec<T>> {
+    match values {
+        [one] => Some(vec![*one; channels]),
+        _ => (values.len() == channels).then(|| values.to_vec()),
+    }
+}
+
+/// `quantize(silu(f32(acc + bias[c]) * scale[c]))`, element by element, c
+/// the index along `axis`; the SiLU and the quantization are optional. The
+/// SiLU is tract's own kernel for this machine, so values match its plan's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activation {
+    axis: usize,
+    bias: Vec<i32>,
+    scale: Vec<f32>,
+    silu: bool,
+    quantize: Option<Quantize>,
+}
+
+impl Eq for Activation {}
+
+impl Activation {
+    /// Rescales one run of accumulators of channel `c` into `ys` (same length).
+    fn rescale(&self, c: usize, acc: &[i32], ys: &mut [f32]) {
+        let (bias, scale) = (self.bias[c], self.scale[c]);
+        for (y, a) in ys.iter_mut().zip(acc) {
+            *y = a.wrapping_add(bias) as f32 * scale;
+        }
+    }
+}
+
+impl Op for Activation {
+    fn name(&self) -> StaticName {
+        "YolodActivation".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for Activation {
+    op_out_of_plan!();
+
+    fn eval(&self, _: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = &inputs[0];
+        let shape = input.shape();
+        ensure!(input.strides() == &*Tensor::natural_strides(shape), "activation input is not contiguous");
+        ensure!(shape.get(self.axis).copied().unwrap_or(1) == self.scale.len(), "activation input {shape:?} has the wrong channel count");
+        let acc = input.try_as_plain_ram()?.as_slice::<i32>()?;
+        let plane: usize = shape.iter().skip(self.axis + 1).product();
+        let channels = self.scale.len();
+        let silu = if self.silu { Some(Func::Silu.ew_f32()?) } else { None };
+        // Runs of one channel, in memory order: (channel, range in the tensor).
+        let runs = (0..acc.len().div_ceil(plane.max(1))).flat_map(|p| {
+            let start = p * plane;
+            (start..start + plane).step_by(CHUNK).map(move |s| (p % channels, s..(s + CHUNK).min(start + plane)))
+        });
+        match &self.quantize {
+            Some(q) => {
+                // SAFETY: every element is written below (the runs cover the tensor).
+                let mut output = unsafe { Tensor::uninitialized_dt(i8::datum_type(), shape)? };
+                let mut plain = output.try_as_plain_ram_mut()?;
+                let ys = plain.as_slice_mut::<i8>()?;
+                let mut buffer = vec![0f32; CHUNK.min(acc.len())];
+                for (c, range) in runs {
+                    let buf = &mut buffer[..range.len()];
+                    self.rescale(c, &acc[range.clone()], buf);
+                    if let Some(silu) = &silu {
+                        silu.run(buf)?;
+                    }
+                    quantize(buf, &mut ys[range], q.scale, q.zero_point);
+                }
+                // SAFETY: only the quantisation parameters change, not the layout.
+                unsafe { output.set_datum_type(q.out_dt) };
+                Ok(tvec!(output.into_tvalue()))
+            }
+            None => {
+                // SAFETY: as above.
+                let mut output = unsafe { Tensor::uninitialized::<f32>(shape)? };
+                let mut plain = output.try_as_plain_ram_mut()?;
+                let ys = plain.as_slice_mut::<f32>()?;
+                for (c, range) in runs {
+                    let run = &mut ys[range.clone()];
+                    self.rescale(c, &acc[range], run);
+                    if let Some(silu) = &silu {
+                        silu.run(run)?;
+                    }
+                }
+                Ok(tvec!(output.into_tvalue()))
+            }
+        }
+    }
+}
+
+impl TypedOp for Activation {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let dt = self.quantize.as_ref().map_or(f32::datum_type(), |q| q.out_dt);
+        Ok(tvec!(dt.fact(inputs[0].shape.clone())))
+    }
+
+    as_op!();
+}
