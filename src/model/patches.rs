@@ -9,10 +9,12 @@
 //!
 //! [`replace_int8_im2col`] swaps those nodes, in an optimised plan, for
 //! [`Patches`]: the same output, byte for byte, built from whole rows. Each
-//! row of the patch matrix (one input channel at one kernel offset) is
-//! assembled with slice copies, then laid into the panels: contiguous runs
-//! for tract's k-major `PackedFormat`, a 4-way interleave for the `PackedI8K4`
-//! layout of its dot-product kernels. Nodes it does not cover (groups,
+//! row of the patch matrix (one input channel at one kernel offset) is read
+//! from a padded copy of the channel (16-byte copies, or NEON's
+//! de-interleaving load for stride 2), then laid into the panels:
+//! contiguous runs for tract's k-major `PackedFormat`, a 4-way interleave
+//! for the `PackedI8K4` layout of its dot-product kernels (NEON's `st4`
+//! straight into 8-column panels). Nodes it does not cover (groups,
 //! layouts other than NCHW and CHW, non-int8 inputs, other packings) keep tract's op.
 
 use std::sync::Arc;

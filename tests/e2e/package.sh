@@ -10,7 +10,8 @@ echo "package: $deb ($(du -h "$deb" | cut -f1))"
 contents=$(dpkg-deb -c "$deb")
 for path in ./usr/bin/yolod ./lib/systemd/system/yolod.service ./lib/systemd/system/yolod.socket \
             ./etc/default/yolod ./usr/share/yolod/models/yolov8n.onnx ./usr/share/doc/yolod/README.md \
-            ./usr/share/doc/yolod/copyright ./usr/share/doc/yolod/models.md; do
+            ./usr/share/doc/yolod/copyright ./usr/share/doc/yolod/models.md \
+            ./usr/share/yolod/models/int8/yolov8n-convint.onnx; do
     grep -q " $path\$" <<<"$contents" || { echo "missing $path in $deb:"; echo "$contents"; exit 1; }
 done
 dpkg-deb -f "$deb" Package Version Architecture Depends
@@ -25,4 +26,6 @@ trap 'rm -rf "$root"' EXIT
 dpkg-deb -x "$deb" "$root"
 "$root/usr/bin/yolod" --version
 "$root/usr/bin/yolod" predict tests/fixtures/images/zidane.jpg | grep -q '"name":"person"'
+"$root/usr/bin/yolod" predict --model "$root/usr/share/yolod/models/int8/yolov8n-convint.onnx" \
+    tests/fixtures/images/zidane.jpg | grep -q '"name":"person"'
 echo "package OK"
