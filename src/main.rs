@@ -15,6 +15,7 @@ use yolod::commands;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    yolod::engine::quiet_error_backtraces();
     let cli = Cli::parse();
     yolod::engine::split_matmuls(cli.matmul_threads.into());
     let result = match cli.command {

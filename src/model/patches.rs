@@ -123,7 +123,7 @@ impl Patches {
         let ph = (h + pad_y).max((oh.max(1) - 1) * sy + (kh - 1) * dy + 1);
         let mut padded = vec![pad; ph * pw + SLACK];
         let mut channel = usize::MAX;
-        self.layout.lay(c * kh * kw, oh * ow, packed, |k, row| {
+        self.layout.lay(c * kh * kw, oh * ow, packed, move |k, row| {
             let (ci, ky, kx) = (k / (kh * kw), k / kw % kh, k % kw);
             if ci != channel {
                 channel = ci;
