@@ -182,7 +182,11 @@ mod tests {
                         let matrix: Vec<i8> = (0..k).flat_map(|kk| (0..mn).map(move |m| ((o * k + kk) * inner + i) * mn + m)).map(|at| data[at]).collect();
                         let value = format.prepare_one_view(&Tensor::from_shape(&[k, mn], &matrix).unwrap().view(), 0, 1).unwrap();
                         let value = value.downcast_ref::<EagerPackedInput>().unwrap();
-                        expected.push((value.packed.as_bytes().to_vec(), value.panel_bytes, value.mn));
+                        let mut bytes = value.packed.as_bytes().to_vec();
+                        if let Layout::KMajor { r, panel_len, .. } = ours.layout {
+                            bytes = crate::model::patches::k_major_as_laid(&bytes, k, mn, r, panel_len);
+                        }
+                        expected.push((bytes, value.panel_bytes, value.mn));
                     }
                 }
                 assert_eq!(blobs(&got), expected, "{shape:?} {format:?}");

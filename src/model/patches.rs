@@ -428,6 +428,22 @@ impl TypedOp for Patches {
     as_op!();
 }
 
+/// tract's k-major packing as [`Layout::lay`] lays it: the bytes the
+/// matmul reads (rows below k, columns below n of each panel), zeros
+/// elsewhere. tract leaves the others unwritten (garbage in a release build).
+#[cfg(test)]
+pub(super) fn k_major_as_laid(tracts: &[u8], k: usize, n: usize, r: usize, panel_len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; tracts.len()];
+    for p in 0..n.div_ceil(r) {
+        let width = r.min(n - p * r);
+        for row in 0..k {
+            let at = p * panel_len + row * r;
+            out[at..at + width].copy_from_slice(&tracts[at..at + width]);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[path = "patches_tests.rs"]
 mod tests;

@@ -179,9 +179,13 @@ fn lay_writes_every_byte_of_a_dirty_buffer() {
         let formats: Vec<Box<dyn MMMInputFormat>> = vec![Box::new(PackedI8K4::new(8)), Box::new(PackedI8K4::new(16)), Box::new(PackedFormat::new(i8::datum_type(), 8, 16))];
         for format in formats {
             let layout = Layout::of(&*format, k).unwrap();
-            let expected = format.prepare_one_view(&Tensor::from_shape(&[k, n], &matrix).unwrap().view(), 0, 1).unwrap();
-            let expected = expected.downcast_ref::<EagerPackedInput>().unwrap().packed.as_bytes().iter().map(|b| *b as i8).collect::<Vec<_>>();
             let (r, panel_len, _) = layout.panels();
+            let expected = format.prepare_one_view(&Tensor::from_shape(&[k, n], &matrix).unwrap().view(), 0, 1).unwrap();
+            let mut expected = expected.downcast_ref::<EagerPackedInput>().unwrap().packed.as_bytes().to_vec();
+            if let Layout::KMajor { .. } = layout {
+                expected = super::k_major_as_laid(&expected, k, n, r, panel_len);
+            }
+            let expected: Vec<i8> = expected.iter().map(|b| *b as i8).collect();
             let mut packed = vec![0x5a_i8; n.div_ceil(r) * panel_len];
             layout.lay(k, n, &mut packed, |row, out| out.copy_from_slice(&matrix[row * n..][..n]));
             assert_eq!(packed, expected[..packed.len()], "k {k} n {n} {format:?}");
