@@ -20,6 +20,7 @@ use tract_onnx::tract_core::ops::math::{Add, Mul};
 use tract_onnx::tract_core::ops::nn::Silu;
 
 use super::quantize::{Quantize, quantize};
+use super::silu;
 
 /// Elements per pass through the scratch buffer: 16 KiB of f32.
 const CHUNK: usize = 4096;
@@ -28,10 +29,13 @@ const CHUNK: usize = 4096;
 /// [-> SiLU [-> quantize]]` chain of an optimised model with one
 /// [`Activation`]; returns how many chains were fused. Runs after
 /// [`super::quantize::replace_quantize_linear`], whose op it absorbs.
-pub fn fuse_activations(model: &mut TypedModel) -> Result<usize> {
+/// `own_silu`: use [`silu`]'s kernel where there is one (aarch64), not
+/// tract's; then values may differ from tract's plan by one int8 step.
+pub fn fuse_activations(model: &mut TypedModel, own_silu: bool) -> Result<usize> {
     let mut fused = 0;
     for id in 0..model.nodes().len() {
-        let Some((op, input, last)) = chain_from_cast(model, id)? else { continue };
+        let Some((mut op, input, last)) = chain_from_cast(model, id)? else { continue };
+        op.own_silu = own_silu && op.silu;
         let mut patch = TypedModelPatch::default();
         let tap = patch.tap_model(model, input)?;
         let out = patch.wire_node(format!("{}.activation", model.node(id).name), op, &[tap])?;
@@ -76,7 +80,7 @@ fn chain_from_cast(model: &TypedModel, id: usize) -> Result<Option<(Activation, 
         return Ok(None);
     }
     let Some((axis, scale, bias)) = per_channel(&shape, &scale, bias.as_deref()) else { return Ok(None) };
-    let mut op = Activation { axis, bias, scale, silu: false, quantize: None };
+    let mut op = Activation { axis, bias, scale, silu: false, own_silu: false, quantize: None };
     let mut last = mul.id;
     if let Some(silu) = sole_reader(model, last).filter(|n| n.op_as::<ElementWiseOp>().is_some_and(|op| op.0.is::<Silu>() && op.1.is_none())) {
         op.silu = true;
@@ -146,13 +150,15 @@ fn spread<T: Copy>(values: &[T], channels: usize) -> Option<Vec<T>> {
 
 /// `quantize(silu(f32(acc + bias[c]) * scale[c]))`, element by element, c
 /// the index along `axis`; the SiLU and the quantization are optional. The
-/// SiLU is tract's own kernel for this machine, so values match its plan's.
+/// SiLU is tract's own kernel for this machine, so values match its plan's,
+/// unless `own_silu` asks for [`silu`]'s.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Activation {
     axis: usize,
     bias: Vec<i32>,
     scale: Vec<f32>,
     silu: bool,
+    own_silu: bool,
     quantize: Option<Quantize>,
 }
 
@@ -201,12 +207,14 @@ impl EvalOp for Activation {
                 let ys = plain.as_slice_mut::<i8>()?;
                 let mut buffer = vec![0f32; CHUNK.min(acc.len())];
                 for (c, range) in runs {
-                    let buf = &mut buffer[..range.len()];
-                    self.rescale(c, &acc[range.clone()], buf);
-                    if let Some(silu) = &silu {
+                    let (acc, ys) = (&acc[range.clone()], &mut ys[range]);
+                    let done = if self.own_silu { silu::silu_i8(acc, self.bias[c], self.scale[c], q.scale, q.zero_point, ys) } else { 0 };
+                    let buf = &mut buffer[..acc.len() - done];
+                    self.rescale(c, &acc[done..], buf);
+                    if let Some(silu) = silu.as_ref().filter(|_| !buf.is_empty()) {
                         silu.run(buf)?;
                     }
-                    quantize(buf, &mut ys[range], q.scale, q.zero_point);
+                    quantize(buf, &mut ys[done..], q.scale, q.zero_point);
                 }
                 // SAFETY: only the quantisation parameters change, not the layout.
                 unsafe { output.set_datum_type(q.out_dt) };
@@ -218,9 +226,11 @@ impl EvalOp for Activation {
                 let mut plain = output.try_as_plain_ram_mut()?;
                 let ys = plain.as_slice_mut::<f32>()?;
                 for (c, range) in runs {
-                    let run = &mut ys[range.clone()];
-                    self.rescale(c, &acc[range], run);
-                    if let Some(silu) = &silu {
+                    let (acc, ys) = (&acc[range.clone()], &mut ys[range]);
+                    let done = if self.own_silu { silu::silu_f32(acc, self.bias[c], self.scale[c], ys) } else { 0 };
+                    let run = &mut ys[done..];
+                    self.rescale(c, &acc[done..], run);
+                    if let Some(silu) = silu.as_ref().filter(|_| !run.is_empty()) {
                         silu.run(run)?;
                     }
                 }

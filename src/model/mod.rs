@@ -15,6 +15,8 @@ pub mod patches;
 #[allow(unsafe_code)]
 pub mod quantize;
 pub mod registry;
+#[allow(unsafe_code)]
+mod silu;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -181,14 +183,12 @@ impl Model {
     }
 
     fn build_plan(&self, size: u32) -> Result<Plan> {
-        self.build_plan_with(size, true, plan_knobs(std::env::consts::ARCH))
+        self.build_plan_with(size, OwnOps::All, plan_knobs(std::env::consts::ARCH))
     }
 
-    /// `own_patches`: replace tract's int8 im2col, activation packing and
-    /// QuantizeLinear with ours ([`patches`], [`pack`], [`quantize`]) and fuse each convolution's
-    /// rescale, SiLU and quantize into one pass ([`activation`]). `knobs`:
+    /// `own`: which of tract's int8 ops to replace ([`OwnOps`]). `knobs`:
     /// tract settings for the optimisation ([`plan_knobs`]).
-    fn build_plan_with(&self, size: u32, own_patches: bool, knobs: &[(&str, &str)]) -> Result<Plan> {
+    fn build_plan_with(&self, size: u32, own: OwnOps, knobs: &[(&str, &str)]) -> Result<Plan> {
         let mut model = self.template.clone();
         if let Head::Raw { maps, extra, protos } = &self.head {
             let outlets = maps
@@ -204,11 +204,11 @@ impl Model {
         model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), tvec![1, 3, s, s]))?;
         let knobs = tract_onnx::tract_core::knobs::KnobScope::new(knobs.iter().copied())?;
         let mut optimized = knobs.enter(|| model.into_optimized())?;
-        if own_patches {
+        if own != OwnOps::None {
             patches::replace_int8_im2col(&mut optimized)?;
             pack::replace_int8_pack(&mut optimized)?;
             quantize::replace_quantize_linear(&mut optimized)?;
-            activation::fuse_activations(&mut optimized)?;
+            activation::fuse_activations(&mut optimized, own == OwnOps::All)?;
             optimized = optimized.into_compact()?;
         }
         optimized.into_runnable()
@@ -350,6 +350,22 @@ fn at_anchor(maps: &[(&[f32], usize, usize)], anchor: usize, channels: usize) ->
     bail!("anchor {anchor} is outside the maps")
 }
 
+/// Which of tract's ops an int8 plan replaces with ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnOps {
+    /// None: tract's plan as it optimises it.
+    None,
+    /// im2col, activation packing and QuantizeLinear ([`patches`], [`pack`],
+    /// [`quantize`]), and each convolution's rescale, SiLU and quantize
+    /// fused into one pass ([`activation`]) around tract's SiLU kernel:
+    /// the same values as tract's plan, bit for bit.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Exact,
+    /// `Exact`, with our SiLU kernel where there is one ([`silu`], aarch64):
+    /// what runs.
+    All,
+}
+
 /// tract settings in force while a plan is optimised, by target
 /// architecture. On aarch64 tract's direct spatial convolution (`conv_w4`,
 /// chosen for 3x3 convolutions of up to 64 input channels) costs more than
@@ -401,7 +417,7 @@ mod tests {
     fn aarch64_plans_run_every_fp32_convolution_as_a_matrix_product() {
         let model = Model::load("yolov8n", "embedded", registry::EMBEDDED_BYTES).unwrap();
         let direct = |knobs| {
-            let plan = model.build_plan_with(320, true, knobs).unwrap();
+            let plan = model.build_plan_with(320, OwnOps::All, knobs).unwrap();
             plan.model().nodes().iter().filter(|n| n.op_is::<DirectSpatialConv>()).count()
         };
         assert_eq!(direct(plan_knobs("aarch64")), 0);

@@ -135,8 +135,8 @@ fn the_int8_model_gives_identical_outputs_with_our_patches() {
     let model = crate::model::Model::load("convint", "test", &std::fs::read(path).unwrap()).unwrap();
     let image = crate::vision::decode::decode(&std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/zidane.jpg")).unwrap(), Default::default()).unwrap();
     for size in [320, 192] {
-        let ours = model.build_plan_with(size, true, &[]).unwrap();
-        let theirs = model.build_plan_with(size, false, &[]).unwrap();
+        let ours = model.build_plan_with(size, crate::model::OwnOps::Exact, &[]).unwrap();
+        let theirs = model.build_plan_with(size, crate::model::OwnOps::None, &[]).unwrap();
         let replaced = ours.model().nodes().iter().filter(|n| n.op_is::<Patches>()).count();
         let left = theirs.model().nodes().iter().filter(|n| n.op_is::<Im2Col>()).count();
         assert_eq!(replaced, left, "at {size}: every Im2Col of tract's plan is replaced in ours");
@@ -169,6 +169,36 @@ fn the_int8_model_gives_identical_outputs_with_our_patches() {
     }
 }
 
+/// Our SiLU kernel changes the int8 model's outputs by little: on aarch64
+/// some activations move by one int8 step, and the outputs stay within
+/// 2% of tract's SiLU's (mean difference against mean size; 0.75% measured). Elsewhere
+/// there is no such kernel, and the plans agree bit for bit.
+#[test]
+fn our_silu_changes_the_int8_models_outputs_by_little() {
+    use crate::model::OwnOps;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/int8/yolov8n-convint.onnx");
+    let model = crate::model::Model::load("convint", "test", &std::fs::read(path).unwrap()).unwrap();
+    let image = crate::vision::decode::decode(&std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/bus.jpg")).unwrap(), Default::default()).unwrap();
+    let size = 320;
+    let prepared = model.prepare(&image, size).unwrap();
+    let run = |own| {
+        let plan = model.build_plan_with(size, own, &[]).unwrap();
+        let outputs = plan.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
+        outputs.iter().flat_map(|t| t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()).collect::<Vec<f32>>()
+    };
+    let (ours, theirs) = (run(OwnOps::All), run(OwnOps::Exact));
+    assert_eq!(ours.len(), theirs.len());
+    if cfg!(target_arch = "aarch64") {
+        let mean = |v: Vec<f32>| v.iter().map(|x| x.abs() as f64).sum::<f64>() / v.len() as f64;
+        let diff = mean(ours.iter().zip(&theirs).map(|(a, b)| a - b).collect());
+        let size = mean(theirs.clone());
+        eprintln!("mean |difference| {diff}, mean |output| {size}");
+        assert!(ours != theirs, "our SiLU kernel did not run");
+        assert!(diff < 0.02 * size, "mean |difference| {diff} against mean |output| {size}");
+    } else {
+        assert_eq!(ours, theirs);
+    }
+}
 
 /// `Layout::lay` writes every byte of its panels, whatever was there: the
 /// blobs it fills are not zeroed first.

@@ -1,0 +1,181 @@
+//! The fused activation's inner loop on aarch64: rescale, SiLU and
+//! quantize, 16 accumulators at a time, in NEON registers.
+//!
+//! tract's SiLU kernel evaluates a rational polynomial accurate to a few
+//! f32 steps: about 6.4 instructions per element, and the rescale and
+//! quantize passes around it add about 3 more (profile in BENCHMARKS.md).
+//! An int8 activation does not need that accuracy: its output step is
+//! 0.01 to 0.1. Here `silu(x) = x / (1 + 2^t)` with `t = -x log2(e)`, and
+//! `2^t` is built from its integer part (the exponent bits) and a cubic in
+//! its fraction (relative error 7.7e-5, so the SiLU is off by at most
+//! 3.5e-5 in absolute terms). The rescale and the quantization are the
+//! same arithmetic as the portable path, bit for bit; only the SiLU
+//! differs, within that bound.
+//!
+//! Each function handles the longest prefix that is a multiple of 16
+//! elements and returns its length; the caller finishes the rest the
+//! portable way. Elsewhere than aarch64 they do nothing and return 0.
+
+/// 2^f on [-1/2, 1/2], lowest degree first: a least-squares fit of the
+/// relative error on Chebyshev nodes (max relative error 7.7e-5).
+#[cfg(any(target_arch = "aarch64", test))]
+const EXP2: [f32; 4] = [0.999_928_95, 0.693_276_2, 0.242_604_05, 0.055_088_684];
+
+/// Bound on `t`: 2^t and 2^-t stay normal f32 whatever the fraction.
+#[cfg(any(target_arch = "aarch64", test))]
+const T_MAX: f32 = 115.0;
+
+/// The formula of the NEON kernel, one value at a time: what the kernel
+/// computes, up to the rounding of fused multiply-adds.
+#[cfg(test)]
+fn reference(x: f32) -> f32 {
+    let t = (-x * std::f32::consts::LOG2_E).clamp(-T_MAX, T_MAX);
+    let n = t.round_ties_even();
+    let f = t - n;
+    let p = EXP2[0] + f * (EXP2[1] + f * (EXP2[2] + f * EXP2[3]));
+    x / (1.0 + p * 2f32.powi(n as i32))
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use super::{EXP2, T_MAX};
+    use std::arch::aarch64::*;
+
+    /// SiLU of four lanes.
+    #[inline(always)]
+    fn silu(x: float32x4_t) -> float32x4_t {
+        // SAFETY: NEON is part of aarch64; no memory is touched.
+        unsafe {
+            let t = vmulq_n_f32(x, -std::f32::consts::LOG2_E);
+            let t = vminq_f32(vmaxq_f32(t, vdupq_n_f32(-T_MAX)), vdupq_n_f32(T_MAX));
+            let n = vcvtnq_s32_f32(t);
+            let f = vsubq_f32(t, vcvtq_f32_s32(n));
+            let p = vfmaq_f32(vdupq_n_f32(EXP2[2]), f, vdupq_n_f32(EXP2[3]));
+            let p = vfmaq_f32(vdupq_n_f32(EXP2[1]), f, p);
+            let p = vfmaq_f32(vdupq_n_f32(EXP2[0]), f, p);
+            // 2^t = 2^f 2^n: n added to the exponent field.
+            let e = vreinterpretq_f32_s32(vaddq_s32(vreinterpretq_s32_f32(p), vshlq_n_s32::<23>(n)));
+            vdivq_f32(x, vaddq_f32(e, vdupq_n_f32(1.0)))
+        }
+    }
+
+    /// `silu((acc + bias) as f32 * scale)` of the four lanes at `acc`.
+    #[inline(always)]
+    fn activate(acc: &[i32], bias: int32x4_t, scale: f32) -> float32x4_t {
+        assert!(acc.len() >= 4);
+        // SAFETY: four i32 are readable at acc (checked above).
+        unsafe { silu(vmulq_n_f32(vcvtq_f32_s32(vaddq_s32(vld1q_s32(acc.as_ptr()), bias)), scale)) }
+    }
+
+    pub fn silu_f32(acc: &[i32], bias: i32, scale: f32, out: &mut [f32]) -> usize {
+        // SAFETY: NEON is part of aarch64.
+        let b = unsafe { vdupq_n_s32(bias) };
+        let mut done = 0;
+        for (a, o) in acc.chunks_exact(16).zip(out.chunks_exact_mut(16)) {
+            let ys = [0, 4, 8, 12].map(|i| activate(&a[i..], b, scale));
+            for (i, y) in ys.into_iter().enumerate() {
+                // SAFETY: o has 16 elements; 4 i + 4 <= 16.
+                unsafe { vst1q_f32(o.as_mut_ptr().add(4 * i), y) };
+            }
+            done += 16;
+        }
+        done
+    }
+
+    pub fn silu_i8(acc: &[i32], bias: i32, scale: f32, q_scale: f32, zero_point: i8, out: &mut [i8]) -> usize {
+        // SAFETY: NEON is part of aarch64.
+        let b = unsafe { vdupq_n_s32(bias) };
+        let mut done = 0;
+        for (a, o) in acc.chunks_exact(16).zip(out.chunks_exact_mut(16)) {
+            let ys = [0, 4, 8, 12].map(|i| activate(&a[i..], b, scale));
+            // SAFETY: o has 16 elements.
+            unsafe { vst1q_s8(o.as_mut_ptr(), super::super::quantize::quantize_lanes(ys, q_scale, zero_point)) };
+            done += 16;
+        }
+        done
+    }
+}
+
+/// `out[i] = silu((acc[i] + bias) as f32 * scale)` for a prefix of the
+/// elements; returns its length.
+pub fn silu_f32(acc: &[i32], bias: i32, scale: f32, out: &mut [f32]) -> usize {
+    #[cfg(target_arch = "aarch64")]
+    return neon::silu_f32(acc, bias, scale, out);
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        let _ = (acc, bias, scale, out);
+        0
+    }
+}
+
+/// [`silu_f32`], then quantized as [`super::quantize::quantize`] does with
+/// `q_scale` and `zero_point`; returns the prefix's length.
+pub fn silu_i8(acc: &[i32], bias: i32, scale: f32, q_scale: f32, zero_point: i8, out: &mut [i8]) -> usize {
+    #[cfg(target_arch = "aarch64")]
+    return neon::silu_i8(acc, bias, scale, q_scale, zero_point, out);
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        let _ = (acc, bias, scale, q_scale, zero_point, out);
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exact(x: f32) -> f64 {
+        let x = x as f64;
+        x / (1.0 + (-x).exp())
+    }
+
+    /// The formula itself, against f64, over the range activations take
+    /// and far beyond: within 3.6e-5, or 8e-5 relative for large values.
+    #[test]
+    fn the_formula_is_within_its_bound_of_silu() {
+        let mut worst = 0f64;
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 5e-4;
+            let err = (reference(x) as f64 - exact(x)).abs();
+            worst = worst.max(err / exact(x).abs().max(1.0));
+        }
+        assert!(worst < 8e-5, "worst error {worst}");
+        // Far beyond: a rescaled i32 accumulator stays within 1e9.
+        for x in [-1e9, -1e4, -200.0, -80.0, 80.0, 200.0, 1e4, 1e9f32] {
+            let (got, want) = (reference(x) as f64, exact(x));
+            assert!((got - want).abs() <= 3.6e-5f64.max(8e-5 * want.abs()), "silu({x}) = {got}, not {want}");
+        }
+    }
+
+    /// The NEON kernel against the formula (they differ only by fused
+    /// rounding), and against the portable rescale and quantization: the
+    /// same i8 except where the exact SiLU lies on a rounding boundary.
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn the_neon_kernel_computes_the_formula() {
+        let acc: Vec<i32> = (0..40_000).map(|i| (i - 20_000) * 37 + (i % 7) * 1_000_003 - 3_000_000).chain([i32::MIN, i32::MAX, 0, -1]).collect();
+        let n = acc.len() / 16 * 16;
+        for (bias, scale) in [(0, 1e-3f32), (-1234, 3e-5), (77_000, 2e-4), (5, 1e-6)] {
+            let rescaled: Vec<f32> = acc.iter().map(|a| a.wrapping_add(bias) as f32 * scale).collect();
+            let mut ys = vec![f32::NAN; acc.len()];
+            assert_eq!(silu_f32(&acc, bias, scale, &mut ys), n);
+            for (x, y) in rescaled[..n].iter().zip(&ys) {
+                let want = reference(*x);
+                assert!((y - want).abs() <= 2e-6 * want.abs().max(1.0), "silu({x}) = {y}, formula {want}");
+            }
+            for (q_scale, zero_point) in [(1.0 / 0.05f32, -3i8), (1.0 / 0.013, 12), (40.0, -128)] {
+                let mut qs = vec![0x55i8; acc.len()];
+                assert_eq!(silu_i8(&acc, bias, scale, q_scale, zero_point, &mut qs), n);
+                let mut want = vec![0i8; n];
+                let silus: Vec<f32> = rescaled[..n].iter().map(|x| exact(*x) as f32).collect();
+                super::super::quantize::quantize(&silus, &mut want, q_scale, zero_point);
+                for (i, (got, want)) in qs[..n].iter().zip(&want).enumerate() {
+                    let at = exact(rescaled[i]) * q_scale as f64;
+                    let on_boundary = (at - at.floor() - 0.5).abs() < 5e-3;
+                    assert!(got == want || (on_boundary && got.abs_diff(*want) == 1), "acc {} -> {got}, not {want}", acc[i]);
+                }
+                assert_eq!(qs[n..], vec![0x55i8; acc.len() - n][..], "the tail is left to the caller");
+            }
+        }
+    }
+}
