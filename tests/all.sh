@@ -27,4 +27,16 @@ cargo build --profile dist --target aarch64-unknown-linux-musl
 step "aarch64 under qemu gives the x86_64 detections"
 tests/e2e/aarch64.sh
 
+# The NEON paths of src/model (patches, packing, SiLU, quantize) compile only
+# for aarch64: their unit tests run there too, with tract's dot-product
+# kernels (cortex-a76) and without (cortex-a72). tract picks kernels by the
+# core's part number, which qemu-user does not emulate: it is told.
+for core in "cortex-a76 0xd0b" "cortex-a72 0xd08"; do
+    read -r cpu part <<<"$core"
+    step "model unit tests on aarch64 under qemu ($cpu)"
+    TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=$part \
+        CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER="${QEMU_AARCH64:-qemu-aarch64-static} -cpu $cpu" \
+        cargo test --target aarch64-unknown-linux-musl --lib model::
+done
+
 step "all tests passed"

@@ -131,12 +131,15 @@ impl Patches {
                     padded[(y + pad_y) * pw + pad_x..][..w].copy_from_slice(line);
                 }
             }
-            for (yo, out) in row.chunks_exact_mut(ow).enumerate() {
-                let src = &padded[(yo * sy + ky * dy) * pw + kx * dx..];
+            // Output rows are written in order, so each may spill whole
+            // vectors into the next one's bytes, which that overwrites:
+            // `out` runs to the end of `row`, and only `ow` bytes count.
+            for yo in 0..oh {
+                let (out, src) = (&mut row[yo * ow..], &padded[(yo * sy + ky * dy) * pw + kx * dx..]);
                 match sx {
-                    1 => copy_run(out, src),
-                    2 => every_other(out, src),
-                    _ => out.iter_mut().zip(src.iter().step_by(sx)).for_each(|(o, s)| *o = *s),
+                    1 => copy_run(out, ow, src),
+                    2 => every_other(out, ow, src),
+                    _ => out[..ow].iter_mut().zip(src.iter().step_by(sx)).for_each(|(o, s)| *o = *s),
                 }
             }
         });
@@ -146,34 +149,46 @@ impl Patches {
 /// Bytes the padded plane has past its end, so that row reads may run over.
 const SLACK: usize = 64;
 
-/// `out.len()` bytes from the start of `src`, 16 at a time (the last 16
-/// overlapping the ones before).
+/// The first `n` bytes of `src` to `out`, 16 at a time; bytes of `out`
+/// past `n` may be written too. When `out` has no room for the last 16
+/// past `n`, the last 16 overlap the ones before instead.
 #[inline(always)]
-fn copy_run(out: &mut [i8], src: &[i8]) {
-    let n = out.len();
-    if n < 16 {
-        out.copy_from_slice(&src[..n]);
-        return;
-    }
-    assert!(src.len() >= n);
+fn copy_run(out: &mut [i8], n: usize, src: &[i8]) {
+    let spill = n.next_multiple_of(16);
     let (o, s) = (out.as_mut_ptr(), src.as_ptr());
-    // SAFETY: every copy is of 16 bytes at an offset at most n - 16, and
-    // both slices hold n bytes or more.
-    unsafe {
-        let mut at = 0;
-        while at + 16 < n {
-            std::ptr::copy_nonoverlapping(s.add(at), o.add(at), 16);
-            at += 16;
+    if out.len() >= spill && src.len() >= spill {
+        // SAFETY: 16-byte copies at offsets below `spill`, which both
+        // slices hold.
+        unsafe {
+            for at in (0..spill).step_by(16) {
+                std::ptr::copy_nonoverlapping(s.add(at), o.add(at), 16);
+            }
         }
-        std::ptr::copy_nonoverlapping(s.add(n - 16), o.add(n - 16), 16);
+    } else if n < 16 {
+        out[..n].copy_from_slice(&src[..n]);
+    } else {
+        assert!(src.len() >= n && out.len() >= n);
+        // SAFETY: every copy is of 16 bytes at an offset at most n - 16, and
+        // both slices hold n bytes or more.
+        unsafe {
+            let mut at = 0;
+            while at + 16 < n {
+                std::ptr::copy_nonoverlapping(s.add(at), o.add(at), 16);
+                at += 16;
+            }
+            std::ptr::copy_nonoverlapping(s.add(n - 16), o.add(n - 16), 16);
+        }
     }
 }
 
-/// `out[i] = src[2 i]`; `src` has SLACK bytes more than that needs.
+/// `out[i] = src[2 i]` for i < n; bytes of `out` past `n` may be written
+/// too (as [`copy_run`]). `src` has SLACK bytes more than that needs.
 #[inline(always)]
-fn every_other(out: &mut [i8], src: &[i8]) {
-    let done = every_other_neon(out, src);
-    for (i, o) in out.iter_mut().enumerate().skip(done) {
+fn every_other(out: &mut [i8], n: usize, src: &[i8]) {
+    let spill = n.next_multiple_of(16);
+    let room = if out.len() >= spill && src.len() >= 2 * spill { spill } else { n / 16 * 16 };
+    let done = every_other_neon(&mut out[..room], src);
+    for (i, o) in out[..n].iter_mut().enumerate().skip(done) {
         *o = src[2 * i];
     }
 }
