@@ -6,6 +6,8 @@
 #[allow(unsafe_code)]
 pub mod activation;
 pub mod graph;
+#[allow(unsafe_code)]
+pub mod maxpool;
 pub mod meta;
 // tract's packed matmul inputs are raw, aligned byte blobs.
 #[allow(unsafe_code)]
@@ -209,6 +211,7 @@ impl Model {
             pack::replace_int8_pack(&mut optimized)?;
             quantize::replace_quantize_linear(&mut optimized)?;
             activation::fuse_activations(&mut optimized, own == OwnOps::All)?;
+            maxpool::replace_max_pools(&mut optimized)?;
             optimized = optimized.into_compact()?;
         }
         optimized.into_runnable()
@@ -355,8 +358,9 @@ fn at_anchor(maps: &[(&[f32], usize, usize)], anchor: usize, channels: usize) ->
 enum OwnOps {
     /// None: tract's plan as it optimises it.
     None,
-    /// im2col, activation packing and QuantizeLinear ([`patches`], [`pack`],
-    /// [`quantize`]), and each convolution's rescale, SiLU and quantize
+    /// im2col, activation packing, QuantizeLinear and max pooling
+    /// ([`patches`], [`pack`], [`quantize`], [`maxpool`]), and each
+    /// convolution's rescale, SiLU and quantize
     /// fused into one pass ([`activation`]) around tract's SiLU kernel:
     /// the same values as tract's plan, bit for bit.
     #[cfg_attr(not(test), allow(dead_code))]
@@ -412,6 +416,24 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use tract_onnx::tract_core::ops::cnn::conv::DirectSpatialConv;
+
+    /// The fp32 model with our ops (of which only the max pool applies)
+    /// and with tract's: the same outputs, bit for bit.
+    #[test]
+    fn the_fp32_model_gives_identical_outputs_with_our_max_pool() {
+        let model = Model::load("yolov8n", "embedded", registry::EMBEDDED_BYTES).unwrap();
+        let image = crate::vision::decode::decode(&std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/bus.jpg")).unwrap(), Default::default()).unwrap();
+        let prepared = model.prepare(&image, 320).unwrap();
+        let run = |own| {
+            let plan = model.build_plan_with(320, own, &[]).unwrap();
+            let pools = plan.model().nodes().iter().filter(|n| n.op_is::<maxpool::MaxPool>()).count();
+            let outputs = plan.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
+            (pools, outputs.iter().map(|t| t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()).collect::<Vec<_>>())
+        };
+        let ((ours, a), (theirs, b)) = (run(OwnOps::Exact), run(OwnOps::None));
+        assert_eq!((ours, theirs), (3, 0), "SPPF's three max pools are ours");
+        assert_eq!(a, b);
+    }
 
     #[test]
     fn aarch64_plans_run_every_fp32_convolution_as_a_matrix_product() {

@@ -155,6 +155,9 @@ fn the_int8_model_gives_identical_outputs_with_our_patches() {
         let packs = ours.model().nodes().iter().filter(|n| n.op_is::<crate::model::pack::Pack>()).count();
         let packs_left = theirs.model().nodes().iter().filter(|n| n.op_is::<tract_onnx::tract_core::ops::matmul::pack::OptMatMulPack>()).count();
         assert!(packs > 10 && packs == packs_left, "at {size}: {packs} of {packs_left} activation packs replaced");
+        let pools = ours.model().nodes().iter().filter(|n| n.op_is::<crate::model::maxpool::MaxPool>()).count();
+        let pools_left = theirs.model().nodes().iter().filter(|n| n.op_is::<tract_onnx::tract_core::ops::cnn::OptMaxPool>()).count();
+        assert!(pools == 3 && pools_left == 3, "at {size}: {pools} of {pools_left} max pools replaced");
         let activations = ours.model().nodes().iter().filter(|n| n.op_is::<crate::model::activation::Activation>()).count();
         let casts = theirs.model().nodes().iter().filter(|n| n.op_is::<tract_onnx::tract_core::ops::cast::Cast>()).count();
         assert_eq!(activations, casts, "at {size}: every i32 -> f32 cast starts a fused activation");
