@@ -23,11 +23,22 @@ Evaluation images (sha256-checked, fetched like the calibration set into the sam
 
     python3 tests/reference/int8_accuracy.py                       # every models/int8/*.onnx
     python3 tests/reference/int8_accuracy.py models/int8/yolov8n-qdq.onnx --sizes 640
+
+With --yolod, the int8 detections come from a yolod binary instead of onnxruntime
+(`yolod predict --model M --size S --confidence 0.25 --iou 0.45`), which measures what
+yolod's own int8 arithmetic (its SiLU kernel on aarch64, say) keeps. The command may
+start with an emulator:
+
+    TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=0xd0b python3 tests/reference/int8_accuracy.py \
+        --yolod "qemu-aarch64 -cpu cortex-a76 target/aarch64-unknown-linux-musl/dist/yolod"
 """
 import argparse
 import glob
 import importlib.util
+import json
 import os
+import shlex
+import subprocess
 import sys
 
 import numpy as np
@@ -106,6 +117,18 @@ def compare(ref, test):
     return len(wanted), diffs, extra
 
 
+def yolod_detect(cmd, model, size, paths):
+    """Detections of `cmd predict` on every image, one list per image."""
+    argv = shlex.split(cmd) + ["predict", "--model", model, "--size", str(size),
+                               "--confidence", str(INT8_CONF), "--iou", "0.45", *paths]
+    print(f"running {' '.join(argv[:-len(paths)])} on {len(paths)} images", file=sys.stderr)
+    lines = subprocess.run(argv, check=True, capture_output=True, text=True).stdout.splitlines()
+    answers = [json.loads(line) for line in lines if line.strip()]
+    if len(answers) != len(paths) or not all(a["success"] for a in answers):
+        raise SystemExit(f"yolod answered {len(answers)} of {len(paths)} images: {answers}")
+    return [a["data"] for a in answers]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="*", help="int8 models (default: models/int8/*.onnx)")
@@ -113,6 +136,7 @@ def main():
     ap.add_argument("--sizes", type=int, nargs="+", default=[640, 320])
     ap.add_argument("--cache", default=quantize.default_cache())
     ap.add_argument("--per-image", action="store_true")
+    ap.add_argument("--yolod", metavar="CMD", help="run the int8 models with this yolod command (see above)")
     args = ap.parse_args()
 
     overlap = set(EVALUATION) & set(quantize.CALIBRATION)
@@ -130,10 +154,14 @@ def main():
         ref_det = Detector(args.fp32, size, True)
         refs = [ref_det.detect(img, INT8_CONF, 0.45) for _, img in images]
         for model in models:
-            det = Detector(model, size, True)
+            if args.yolod:
+                tests = yolod_detect(args.yolod, model, size, paths)
+            else:
+                det = Detector(model, size, True)
+                tests = [det.detect(img, INT8_CONF, 0.45) for _, img in images]
             total, diffs, extra = 0, [], 0
-            for (name, img), ref in zip(images, refs):
-                n, d, e = compare(ref, det.detect(img, INT8_CONF, 0.45))
+            for (name, img), ref, test in zip(images, refs, tests):
+                n, d, e = compare(ref, test)
                 total, extra = total + n, extra + e
                 diffs += d
                 if args.per_image and (len(d) < n or e):
