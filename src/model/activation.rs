@@ -29,7 +29,7 @@ const CHUNK: usize = 4096;
 /// [-> SiLU [-> quantize]]` chain of an optimised model with one
 /// [`Activation`]; returns how many chains were fused. Runs after
 /// [`super::quantize::replace_quantize_linear`], whose op it absorbs.
-/// `own_silu`: use [`silu`]'s kernel where there is one (aarch64), not
+/// `own_silu`: use [`silu`]'s kernel (the same values on every machine), not
 /// tract's; then values may differ from tract's plan by one int8 step.
 pub fn fuse_activations(model: &mut TypedModel, own_silu: bool) -> Result<usize> {
     let mut fused = 0;

@@ -365,8 +365,8 @@ enum OwnOps {
     /// the same values as tract's plan, bit for bit.
     #[cfg_attr(not(test), allow(dead_code))]
     Exact,
-    /// `Exact`, with our SiLU kernel where there is one ([`silu`], aarch64):
-    /// what runs.
+    /// `Exact`, with our SiLU kernel ([`silu`]; NEON on aarch64, the same
+    /// values elsewhere): what runs.
     All,
 }
 
