@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: unit and integration tests on the static x86_64
 # build, then the same binary's aarch64 twin under qemu, compared.
-# Needs: musl-tools gcc-aarch64-linux-gnu qemu-user-static systemd libclang-dev
-# qemu-system-x86 cpio kmod xz-utils (apt),
-# cargo-deb (cargo install), and rustup targets x86_64-unknown-linux-musl aarch64-unknown-linux-musl;
-# .ci/run installs them.
+# tests/setup.sh first installs what a fresh Debian 12 machine lacks (as
+# root), or names the one command to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
+
+step "set-up: Debian packages, rustup targets, cargo-deb"
+tests/setup.sh
 
 step "unit + integration tests, static x86_64 release build"
 cargo test --release --target x86_64-unknown-linux-musl
