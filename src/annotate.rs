@@ -15,18 +15,49 @@ static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans-Bold-latin1.ttf"
 
 /// Class colours, by class index modulo 20 (the Ultralytics plotting palette).
 const PALETTE: [[u8; 3]; 20] = [
-    [0xFF, 0x38, 0x38], [0xFF, 0x9D, 0x97], [0xFF, 0x70, 0x1F], [0xFF, 0xB2, 0x1D], [0xCF, 0xD2, 0x31],
-    [0x48, 0xF9, 0x0A], [0x92, 0xCC, 0x17], [0x3D, 0xDB, 0x86], [0x1A, 0x93, 0x34], [0x00, 0xD4, 0xBB],
-    [0x2C, 0x99, 0xA8], [0x00, 0xC2, 0xFF], [0x34, 0x45, 0x93], [0x64, 0x73, 0xFF], [0x00, 0x18, 0xEC],
-    [0x84, 0x38, 0xFF], [0x52, 0x00, 0x85], [0xCB, 0x38, 0xFF], [0xFF, 0x95, 0xC8], [0xFF, 0x37, 0xC7],
+    [0xFF, 0x38, 0x38],
+    [0xFF, 0x9D, 0x97],
+    [0xFF, 0x70, 0x1F],
+    [0xFF, 0xB2, 0x1D],
+    [0xCF, 0xD2, 0x31],
+    [0x48, 0xF9, 0x0A],
+    [0x92, 0xCC, 0x17],
+    [0x3D, 0xDB, 0x86],
+    [0x1A, 0x93, 0x34],
+    [0x00, 0xD4, 0xBB],
+    [0x2C, 0x99, 0xA8],
+    [0x00, 0xC2, 0xFF],
+    [0x34, 0x45, 0x93],
+    [0x64, 0x73, 0xFF],
+    [0x00, 0x18, 0xEC],
+    [0x84, 0x38, 0xFF],
+    [0x52, 0x00, 0x85],
+    [0xCB, 0x38, 0xFF],
+    [0xFF, 0x95, 0xC8],
+    [0xFF, 0x37, 0xC7],
 ];
 
 /// COCO keypoint limbs as index pairs, and the part each belongs to.
 const SKELETON: [(usize, usize, Limb); 19] = [
-    (15, 13, Limb::Leg), (13, 11, Limb::Leg), (16, 14, Limb::Leg), (14, 12, Limb::Leg), (11, 12, Limb::Trunk),
-    (5, 11, Limb::Trunk), (6, 12, Limb::Trunk), (5, 6, Limb::Trunk), (5, 7, Limb::Arm), (6, 8, Limb::Arm),
-    (7, 9, Limb::Arm), (8, 10, Limb::Arm), (1, 2, Limb::Face), (0, 1, Limb::Face), (0, 2, Limb::Face),
-    (1, 3, Limb::Face), (2, 4, Limb::Face), (3, 5, Limb::Face), (4, 6, Limb::Face),
+    (15, 13, Limb::Leg),
+    (13, 11, Limb::Leg),
+    (16, 14, Limb::Leg),
+    (14, 12, Limb::Leg),
+    (11, 12, Limb::Trunk),
+    (5, 11, Limb::Trunk),
+    (6, 12, Limb::Trunk),
+    (5, 6, Limb::Trunk),
+    (5, 7, Limb::Arm),
+    (6, 8, Limb::Arm),
+    (7, 9, Limb::Arm),
+    (8, 10, Limb::Arm),
+    (1, 2, Limb::Face),
+    (0, 1, Limb::Face),
+    (0, 2, Limb::Face),
+    (1, 3, Limb::Face),
+    (2, 4, Limb::Face),
+    (3, 5, Limb::Face),
+    (4, 6, Limb::Face),
 ];
 
 #[derive(Clone, Copy)]
@@ -299,7 +330,8 @@ mod tests {
         let b = BBox { x1: 20.0, y1: 100.0, x2: 280.0, y2: 190.0 };
         draw(&mut img, &[object(0, b)], &["person".into()]);
         // The tab spans some rows above y1; it holds both tab colour and ink.
-        let tab: Vec<[u8; 3]> = (70..100).flat_map(|y| (20..120).map(move |x| (x, y))).map(|(x, y)| at(&img, x, y)).collect();
+        let tab: Vec<[u8; 3]> =
+            (70..100).flat_map(|y| (20..120).map(move |x| (x, y))).map(|(x, y)| at(&img, x, y)).collect();
         let colour = tab.iter().filter(|&&p| p == class_color(0)).count();
         let ink = tab.iter().filter(|&&p| p[0] > 240 && p[1] > 240 && p[2] > 240).count();
         assert!(colour > 500, "tab pixels {colour}");
@@ -344,7 +376,8 @@ mod tests {
         let mut o = object(0, b);
         let mut k = Keypoints { x: vec![0.0; 17], y: vec![0.0; 17], visible: vec![0.0; 17] };
         // Left shoulder (5) to left elbow (7): visible. Right shoulder (6) to elbow (8): elbow hidden.
-        for (i, x, y, v) in [(5, 60.0, 50.0, 0.9), (7, 140.0, 50.0, 0.9), (6, 60.0, 120.0, 0.9), (8, 140.0, 120.0, 0.1)] {
+        for (i, x, y, v) in [(5, 60.0, 50.0, 0.9), (7, 140.0, 50.0, 0.9), (6, 60.0, 120.0, 0.9), (8, 140.0, 120.0, 0.1)]
+        {
             (k.x[i], k.y[i], k.visible[i]) = (x, y, v);
         }
         o.keypoints = Some(k);

@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
 /// inference API locally (POST /v1/predict/MODEL_ID), with a COCO YOLOv8n built in.
 #[derive(Debug, Parser)]
 #[command(name = "yolod", version = crate::version::LONG, propagate_version = true)]
-#[command(after_help = "Examples:\n  yolod serve                                 # API on 127.0.0.1:8080, built-in yolov8n\n  curl -F image=@bus.jpg localhost:8080/v1/predict/yolov8n\n  yolod predict bus.jpg zidane.jpg            # one JSON line per image\n  yolod serve --listen 0.0.0.0:8080 --api-key-file /etc/yolod/keys")]
+#[command(
+    after_help = "Examples:\n  yolod serve                                 # API on 127.0.0.1:8080, built-in yolov8n\n  curl -F image=@bus.jpg localhost:8080/v1/predict/yolov8n\n  yolod predict bus.jpg zidane.jpg            # one JSON line per image\n  yolod serve --listen 0.0.0.0:8080 --api-key-file /etc/yolod/keys"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

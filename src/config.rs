@@ -73,7 +73,10 @@ impl ServeConfig {
                 "--cors-origin {origin:?} is not an origin like http://pi.local:3000 (or *)"
             );
         }
-        ensure!(args.shutdown_timeout >= 0.0 && args.shutdown_timeout.is_finite(), "--shutdown-timeout must be 0 or more");
+        ensure!(
+            args.shutdown_timeout >= 0.0 && args.shutdown_timeout.is_finite(),
+            "--shutdown-timeout must be 0 or more"
+        );
         let url_policy = args.allow_url.then(|| UrlPolicy {
             allow_private: args.allow_private_urls,
             timeout: Duration::from_secs_f64(args.url_timeout),
@@ -113,19 +116,12 @@ fn read_key_file(path: &Path) -> Result<Vec<String>> {
         use std::os::unix::fs::PermissionsExt;
         if let Ok(meta) = std::fs::metadata(path) {
             if meta.permissions().mode() & 0o077 != 0 {
-                eprintln!(
-                    "yolod: warning: API key file {} is readable by other users; chmod 600 it",
-                    path.display()
-                );
+                eprintln!("yolod: warning: API key file {} is readable by other users; chmod 600 it", path.display());
             }
         }
     }
-    let keys: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(String::from)
-        .collect();
+    let keys: Vec<String> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
     ensure!(!keys.is_empty(), "--api-key-file {} holds no key", path.display());
     Ok(keys)
 }

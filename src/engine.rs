@@ -134,7 +134,12 @@ impl Engine {
     }
 }
 
-fn worker(rx: &Mutex<Receiver<Queued>>, waiting: &AtomicUsize, busy_since: &Mutex<Option<Instant>>, limits: DecodeLimits) {
+fn worker(
+    rx: &Mutex<Receiver<Queued>>,
+    waiting: &AtomicUsize,
+    busy_since: &Mutex<Option<Instant>>,
+    limits: DecodeLimits,
+) {
     loop {
         let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok(Queued { job, reply }) = next else { return };
@@ -182,10 +187,8 @@ pub fn process(job: Job, limits: DecodeLimits) -> JobResult {
         Input::Rgb(rgb) => rgb,
     };
     timings.decode = start.elapsed();
-    let objects = job
-        .model
-        .predict(&image, &job.params, &mut timings)
-        .map_err(|e| JobError::Failed(format!("{e:#}")))?;
+    let objects =
+        job.model.predict(&image, &job.params, &mut timings).map_err(|e| JobError::Failed(format!("{e:#}")))?;
     Ok(Output { width: image.width, height: image.height, objects, timings, image })
 }
 

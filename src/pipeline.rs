@@ -40,7 +40,14 @@ pub struct CameraJob {
 
 /// Runs until `stop` is set (or `max_frames` are processed). Lines go to
 /// `sink`; each is also handed to `publish` (the SSE hub).
-pub fn run(job: CameraJob, engine: &Engine, sink: &Mutex<Sink>, stats: Arc<CameraStats>, stop: Arc<AtomicBool>, publish: &dyn Fn(&[u8])) {
+pub fn run(
+    job: CameraJob,
+    engine: &Engine,
+    sink: &Mutex<Sink>,
+    stats: Arc<CameraStats>,
+    stop: Arc<AtomicBool>,
+    publish: &dyn Fn(&[u8]),
+) {
     let latest = Arc::new(Latest::default());
     let capture = camera::spawn_capture(job.config.clone(), latest.clone(), stats.clone(), stop.clone());
     let min_gap = job.config.fps.filter(|f| *f > 0.0).map(|f| Duration::from_secs_f64(1.0 / f));
@@ -89,7 +96,8 @@ pub fn run(job: CameraJob, engine: &Engine, sink: &Mutex<Sink>, stats: Arc<Camer
                     };
                     Some(wire::to_vec(&line))
                 };
-                let snapshot = Snapshot { frame: number, model: job.model.clone(), objects: out.objects, image: out.image };
+                let snapshot =
+                    Snapshot { frame: number, model: job.model.clone(), objects: out.objects, image: out.image };
                 *stats.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(snapshot));
                 line
             }

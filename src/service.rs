@@ -89,7 +89,8 @@ mod tests {
         let path = dir.join("notify.sock");
         let _ = std::fs::remove_file(&path);
         let listener = UnixDatagram::bind(&path).unwrap();
-        let notifier = Notifier { target: Some((UnixDatagram::unbound().unwrap(), SocketAddr::from_pathname(&path).unwrap())) };
+        let notifier =
+            Notifier { target: Some((UnixDatagram::unbound().unwrap(), SocketAddr::from_pathname(&path).unwrap())) };
         notifier.notify("READY=1\nSTATUS=serving");
         let mut buf = [0u8; 64];
         let n = listener.recv(&mut buf).unwrap();

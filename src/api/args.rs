@@ -52,7 +52,9 @@ impl Args {
                 }
                 self.params.size = size;
             }
-            "confidence" | "conf" => self.params.confidence = float_in(v, 0.01, 1.0).ok_or_else(|| invalid("valid range is 0.01 - 1.0"))?,
+            "confidence" | "conf" => {
+                self.params.confidence = float_in(v, 0.01, 1.0).ok_or_else(|| invalid("valid range is 0.01 - 1.0"))?
+            }
             "iou" => self.params.iou = float_in(v, 0.0, 0.95).ok_or_else(|| invalid("valid range is 0.0 - 0.95"))?,
             "normalize" => self.normalize = flag(v).ok_or_else(|| invalid(FLAG_VALUES))?,
             "annotate" => self.annotate = flag(v).ok_or_else(|| invalid(FLAG_VALUES))?,
@@ -110,8 +112,14 @@ mod tests {
         assert_eq!(message(&[("imgsz", "abc")]), "Invalid 'imgsz': abc (valid range is 32 - 1280).");
         assert_eq!(message(&[("confidence", "NaN")]), "Invalid 'confidence': NaN (valid range is 0.01 - 1.0).");
         assert_eq!(message(&[("iou", "0.99")]), "Invalid 'iou': 0.99 (valid range is 0.0 - 0.95).");
-        assert_eq!(message(&[("normalize", "maybe")]), "Invalid 'normalize': maybe (valid values are true, false, 1, 0, yes, no).");
-        assert_eq!(message(&[("annotate", "jpeg")]), "Invalid 'annotate': jpeg (valid values are true, false, 1, 0, yes, no).");
+        assert_eq!(
+            message(&[("normalize", "maybe")]),
+            "Invalid 'normalize': maybe (valid values are true, false, 1, 0, yes, no)."
+        );
+        assert_eq!(
+            message(&[("annotate", "jpeg")]),
+            "Invalid 'annotate': jpeg (valid values are true, false, 1, 0, yes, no)."
+        );
         assert_eq!(message(&[("size", "-32")]), "Invalid 'size': -32 (valid range is 32 - 1280).");
     }
 

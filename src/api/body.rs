@@ -48,11 +48,17 @@ pub fn parse<'a>(content_type: Option<&str>, body: &'a [u8], limits: Limits) -> 
         }
         Some("application/x-www-form-urlencoded") => {
             if body.len() > limits.max_field_bytes * limits.max_parts.max(1) {
-                return Err(ApiError::InvalidField { field: "body".into(), value: format!("{} bytes", body.len()), valid: "form fields are limited in size" });
+                return Err(ApiError::InvalidField {
+                    field: "body".into(),
+                    value: format!("{} bytes", body.len()),
+                    valid: "form fields are limited in size",
+                });
             }
             Ok(Body { image: None, fields: form_urlencoded::parse(body).into_owned().collect() })
         }
-        Some(m) if m.starts_with("image/") || m == "application/octet-stream" => Ok(Body { image: Some(body), fields: vec![] }),
+        Some(m) if m.starts_with("image/") || m == "application/octet-stream" => {
+            Ok(Body { image: Some(body), fields: vec![] })
+        }
         None => Err(ApiError::UnsupportedMediaType("(none)".into())),
         Some(m) => Err(ApiError::UnsupportedMediaType(echo(m))),
     }
@@ -79,14 +85,17 @@ mod tests {
 
     #[test]
     fn urlencoded_fields_are_decoded() {
-        let out = parse(Some("application/x-www-form-urlencoded"), b"url=http%3A%2F%2Fx%2Fa.jpg&conf=0.5", LIMITS).unwrap();
+        let out =
+            parse(Some("application/x-www-form-urlencoded"), b"url=http%3A%2F%2Fx%2Fa.jpg&conf=0.5", LIMITS).unwrap();
         assert_eq!(out.fields[0], ("url".into(), "http://x/a.jpg".into()));
         assert_eq!(out.image, None);
     }
 
     #[test]
     fn raw_images_are_taken_by_type_or_by_sniffing() {
-        for ct in [Some("image/jpeg"), Some("application/octet-stream"), Some("application/x-www-form-urlencoded"), None] {
+        for ct in
+            [Some("image/jpeg"), Some("application/octet-stream"), Some("application/x-www-form-urlencoded"), None]
+        {
             assert_eq!(parse(ct, PNG_MAGIC, LIMITS).unwrap().image, Some(PNG_MAGIC), "{ct:?}");
         }
     }

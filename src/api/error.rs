@@ -20,31 +20,43 @@ pub enum ApiError {
     #[error("Invalid multipart body: {0}.")]
     Multipart(#[from] MultipartError),
     /// A body that is not an image, form or multipart.
-    #[error("Unsupported Content-Type '{0}': send multipart/form-data with an 'image' file, a raw image body (Content-Type: image/jpeg, image/png, ...), or application/x-www-form-urlencoded with 'url'.")]
+    #[error(
+        "Unsupported Content-Type '{0}': send multipart/form-data with an 'image' file, a raw image body (Content-Type: image/jpeg, image/png, ...), or application/x-www-form-urlencoded with 'url'."
+    )]
     UnsupportedMediaType(String),
     /// The body is over the configured size limit.
-    #[error("Request body is over the limit of {limit} bytes; send a smaller image (the operator sets the limit with --max-body).")]
+    #[error(
+        "Request body is over the limit of {limit} bytes; send a smaller image (the operator sets the limit with --max-body)."
+    )]
     PayloadTooLarge { limit: u64 },
     /// The body could not be read (client went away or timed out).
     #[error("The request body could not be read: {0}.")]
     BodyRead(String),
     /// The body did not arrive within the body timeout (a slow or stalled client).
-    #[error("The request body did not arrive within {secs} s; the connection is closed (the operator sets this with --body-timeout).")]
+    #[error(
+        "The request body did not arrive within {secs} s; the connection is closed (the operator sets this with --body-timeout)."
+    )]
     RequestTimeout { secs: u64 },
     /// The request head did not arrive whole within the read timeout.
-    #[error("The request head did not arrive within {secs} s; the connection is closed (the operator sets this with --read-timeout).")]
+    #[error(
+        "The request head did not arrive within {secs} s; the connection is closed (the operator sets this with --read-timeout)."
+    )]
     HeadTimeout { secs: u64 },
     /// The request head is not valid HTTP/1.1, or its framing is ambiguous.
     #[error("Bad request: {0}.")]
     BadRequest(String),
     /// The request line and headers are over the limit.
-    #[error("Request headers are over the limit of {limit} bytes or 64 headers (the operator sets the size with --max-header).")]
+    #[error(
+        "Request headers are over the limit of {limit} bytes or 64 headers (the operator sets the size with --max-header)."
+    )]
     HeaderTooLarge { limit: usize },
     /// Every connection slot is taken.
     #[error("Server busy: too many open connections. Retry after {retry_after} s.")]
     TooManyConnections { retry_after: u32 },
     /// URL input is off on this server.
-    #[error("URL input is disabled on this server: upload the image instead (the operator can enable it with --allow-url).")]
+    #[error(
+        "URL input is disabled on this server: upload the image instead (the operator can enable it with --allow-url)."
+    )]
     UrlDisabled,
     /// The URL could not be fetched or is not allowed.
     #[error("Could not fetch 'url': {0}.")]
@@ -149,7 +161,8 @@ mod tests {
 
     #[test]
     fn invalid_field_message_names_field_value_and_range() {
-        let e = ApiError::InvalidField { field: "size".into(), value: "2000".into(), valid: "valid range is 32 - 1280" };
+        let e =
+            ApiError::InvalidField { field: "size".into(), value: "2000".into(), valid: "valid range is 32 - 1280" };
         assert_eq!(e.to_string(), "Invalid 'size': 2000 (valid range is 32 - 1280).");
         assert_eq!(e.status(), 400);
     }

@@ -95,15 +95,10 @@ pub fn fetch(url: &str, policy: UrlPolicy) -> Result<Vec<u8>, String> {
     if !status.is_success() {
         return Err(format!("the server answered {status}"));
     }
-    response
-        .body_mut()
-        .with_config()
-        .limit(policy.max_bytes)
-        .read_to_vec()
-        .map_err(|e| match e {
-            ureq::Error::BodyExceedsLimit(_) => format!("the image is over {} bytes", policy.max_bytes),
-            other => other.to_string(),
-        })
+    response.body_mut().with_config().limit(policy.max_bytes).read_to_vec().map_err(|e| match e {
+        ureq::Error::BodyExceedsLimit(_) => format!("the image is over {} bytes", policy.max_bytes),
+        other => other.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -112,7 +107,20 @@ mod tests {
 
     #[test]
     fn private_and_special_addresses_are_not_public() {
-        for ip in ["127.0.0.1", "10.1.2.3", "192.168.1.1", "172.16.0.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "224.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.1",
+            "172.16.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "224.0.0.1",
+        ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {

@@ -113,8 +113,15 @@ impl Server {
     pub fn start<H: Handler>(listener: TcpListener, limits: Limits, handler: Arc<H>) -> io::Result<Server> {
         socket2::SockRef::from(&listener).set_read_timeout(Some(ACCEPT_POLL))?;
         let stop = Arc::new(AtomicBool::new(false));
-        let shared = Arc::new(Shared { limits, handler, open: AtomicUsize::new(0), slots: Slots::new(limits.handler_slots), stop: stop.clone() });
-        let acceptor = std::thread::Builder::new().name("http-accept".into()).spawn(move || accept_loop(&listener, &shared))?;
+        let shared = Arc::new(Shared {
+            limits,
+            handler,
+            open: AtomicUsize::new(0),
+            slots: Slots::new(limits.handler_slots),
+            stop: stop.clone(),
+        });
+        let acceptor =
+            std::thread::Builder::new().name("http-accept".into()).spawn(move || accept_loop(&listener, &shared))?;
         Ok(Server { stop, acceptor })
     }
 
@@ -139,7 +146,14 @@ fn accept_loop<H: Handler>(listener: &TcpListener, shared: &Arc<Shared<H>>) {
     while !shared.stop.load(Ordering::SeqCst) {
         let stream = match listener.accept() {
             Ok((stream, _)) => stream,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
             Err(e) => {
                 // EMFILE and the like: connections wait in the backlog until
                 // open ones close (each is bounded by the read timeout).
@@ -179,7 +193,11 @@ impl Starved {
     fn note(&mut self, e: &io::Error) {
         self.since += 1;
         if self.last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-            let repeats = if self.last_log.is_some() { format!(", {} failure(s) in the last minute", self.since) } else { String::new() };
+            let repeats = if self.last_log.is_some() {
+                format!(", {} failure(s) in the last minute", self.since)
+            } else {
+                String::new()
+            };
             eprintln!("yolod: cannot take a new connection ({e}{repeats}); retrying while open ones finish");
             self.last_log = Some(Instant::now());
             self.since = 0;
@@ -288,7 +306,6 @@ fn linger<S: Transport>(stream: &mut S) {
     }
 }
 
-
 /// Writes `response`; `Ok(true)` when the connection must now close.
 fn write_response<S: Write>(out: &mut S, response: Response, head_only: bool, close: bool) -> io::Result<bool> {
     match response.body {
@@ -320,8 +337,19 @@ fn write_response<S: Write>(out: &mut S, response: Response, head_only: bool, cl
     }
 }
 
-fn write_head(out: &mut Vec<u8>, status: u16, headers: &[(String, String)], len: Option<usize>, close: bool) -> io::Result<()> {
-    write!(out, "HTTP/1.1 {status} {}\r\nServer: yolod\r\nDate: {}\r\n", reason(status), httpdate::fmt_http_date(std::time::SystemTime::now()))?;
+fn write_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(String, String)],
+    len: Option<usize>,
+    close: bool,
+) -> io::Result<()> {
+    write!(
+        out,
+        "HTTP/1.1 {status} {}\r\nServer: yolod\r\nDate: {}\r\n",
+        reason(status),
+        httpdate::fmt_http_date(std::time::SystemTime::now())
+    )?;
     for (name, value) in headers {
         // Handlers build headers from our own text; a line break would split
         // the response, so such a header is dropped rather than sent.

@@ -67,7 +67,9 @@ impl Metrics {
     pub fn render(&self, extra: &[(&str, &str, &str, String, f64)]) -> String {
         let inner = self.lock();
         let mut out = String::new();
-        out.push_str("# HELP yolod_requests_total HTTP requests by route and status.\n# TYPE yolod_requests_total counter\n");
+        out.push_str(
+            "# HELP yolod_requests_total HTTP requests by route and status.\n# TYPE yolod_requests_total counter\n",
+        );
         for ((route, status), n) in &inner.requests {
             let _ = writeln!(out, "yolod_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
         }

@@ -98,19 +98,14 @@ pub fn boundary(content_type: &str) -> Option<String> {
 fn valid_boundary(b: &str) -> bool {
     (1..=70).contains(&b.len())
         && !b.ends_with(' ')
-        && b.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&c))
+        && b.bytes().all(|c| c.is_ascii_alphanumeric() || b"'()+_,-./:=? ".contains(&c))
 }
 
 /// Split `body` into parts. Data slices borrow from `body` (no copies of file data).
 ///
 /// # Errors
 /// Any [`MultipartError`]: the body is not well-formed or exceeds `limits`.
-pub fn parse<'a>(
-    body: &'a [u8],
-    boundary: &str,
-    limits: Limits,
-) -> Result<Vec<Part<'a>>, MultipartError> {
+pub fn parse<'a>(body: &'a [u8], boundary: &str, limits: Limits) -> Result<Vec<Part<'a>>, MultipartError> {
     if !valid_boundary(boundary) {
         return Err(E::MissingBoundary);
     }
@@ -132,10 +127,7 @@ pub fn parse<'a>(
         part.data = &body[start..line.saturating_sub(1 + usize::from(crlf)).max(start)];
         let limit = limits.max_field_bytes;
         if !part.is_file() && part.data.len() > limit {
-            return Err(E::FieldTooLarge {
-                name: part.name,
-                limit,
-            });
+            return Err(E::FieldTooLarge { name: part.name, limit });
         }
         parts.push(part);
         if close {
@@ -165,10 +157,7 @@ fn delimiter_at(body: &[u8], dash: &[u8], p: usize) -> Option<(usize, bool)> {
     if rest.starts_with(b"--") {
         return Some((body.len(), true));
     }
-    let pad = rest
-        .iter()
-        .take_while(|&&b| b == b' ' || b == b'\t')
-        .count();
+    let pad = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
     let eol = match &rest[pad..] {
         [b'\r', b'\n', ..] => 2,
         [b'\n', ..] => 1,
@@ -186,11 +175,7 @@ fn parse_headers<'a>(body: &[u8], start: usize) -> Result<(Part<'a>, usize), E> 
     loop {
         let Some(n) = find(&window[p..], b'\n') else {
             let limit = MAX_HEADER_BYTES;
-            return Err(if start + window.len() < body.len() {
-                E::HeadersTooLarge { limit }
-            } else {
-                E::Unterminated
-            });
+            return Err(if start + window.len() < body.len() { E::HeadersTooLarge { limit } } else { E::Unterminated });
         };
         let line = &window[p..p + n];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -234,15 +219,7 @@ fn parse_headers<'a>(body: &[u8], start: usize) -> Result<(Part<'a>, usize), E> 
     }
     let name = name.filter(|n| !n.is_empty()).ok_or(E::MissingName)?;
     let content_type = content_type.filter(|c| !c.is_empty());
-    Ok((
-        Part {
-            name,
-            filename,
-            content_type,
-            data: &[],
-        },
-        start + p,
-    ))
+    Ok((Part { name, filename, content_type, data: &[] }, start + p))
 }
 
 /// Position of the first `byte` in `hay`.
@@ -293,8 +270,7 @@ fn split_params(s: &str) -> Option<(&str, Vec<(String, String)>)> {
                 }
             }
         } else {
-            let (value, tail) =
-                rest.split_at(rest.find([';', ' ', '\t', '"']).unwrap_or(rest.len()));
+            let (value, tail) = rest.split_at(rest.find([';', ' ', '\t', '"']).unwrap_or(rest.len()));
             rest = tail;
             value.to_owned()
         };

@@ -4,14 +4,7 @@ use super::*;
 const CD: &str = "Content-Disposition: form-data; name=a";
 
 fn parse_with<'a>(body: &'a (impl AsRef<[u8]> + ?Sized), b: &str) -> Result<Vec<Part<'a>>, E> {
-    parse(
-        body.as_ref(),
-        b,
-        Limits {
-            max_parts: 8,
-            max_field_bytes: 64,
-        },
-    )
+    parse(body.as_ref(), b, Limits { max_parts: 8, max_field_bytes: 64 })
 }
 
 fn ok(body: &(impl AsRef<[u8]> + ?Sized)) -> Vec<Part<'_>> {
@@ -68,10 +61,7 @@ fn boundary_bare_quoted_and_case_insensitive() {
     for (ct, want) in [
         ("multipart/form-data; boundary=abc123", Some("abc123")),
         ("Multipart/Form-Data;BOUNDARY=\"a\\b\"", Some("ab")),
-        (
-            "multipart/form-data; charset=x; Boundary=\"x y\"",
-            Some("x y"),
-        ),
+        ("multipart/form-data; charset=x; Boundary=\"x y\"", Some("x y")),
         (" MULTIPART/FORM-DATA ; boundary = zz ; ", Some("zz")),
         ("multipart/form-data; boundary=\"a\\\"b\"", None), // '"' is not a bchar
     ] {
@@ -107,12 +97,7 @@ fn boundary_param_absent_or_invalid() {
 
 #[test]
 fn wrong_content_type() {
-    for ct in [
-        "multipart/mixed; boundary=a",
-        "image/jpeg; boundary=a",
-        "text/plain",
-        "",
-    ] {
+    for ct in ["multipart/mixed; boundary=a", "image/jpeg; boundary=a", "text/plain", ""] {
         assert_eq!(boundary(ct), None, "{ct}");
     }
 }
@@ -181,11 +166,7 @@ fn no_parts() {
 fn never_closed() {
     let body = one(CD, "x");
     for cut in ["\r\n--b--", "--b--", "-", "\r\n\r\nx\r\n--b--"] {
-        assert_eq!(
-            err(body.strip_suffix(cut).unwrap()),
-            E::Unterminated,
-            "{cut:?}"
-        );
+        assert_eq!(err(body.strip_suffix(cut).unwrap()), E::Unterminated, "{cut:?}");
     }
     let unclosed = format!("--b\r\n{CD}\r\n\r\nx\r\n--b\r\n");
     assert_eq!(err(unclosed), E::Unterminated);

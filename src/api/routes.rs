@@ -69,15 +69,28 @@ pub fn handle(state: &State, req: Incoming) -> Reply {
     let (path, query) = req.url.split_once('?').unwrap_or((req.url, ""));
     let method = req.method;
     let allow = |allowed: &'static str| -> Result<(), ApiError> {
-        if allowed.split(", ").any(|m| m == method) { Ok(()) } else { Err(ApiError::MethodNotAllowed { method: method.to_string(), allowed }) }
+        if allowed.split(", ").any(|m| m == method) {
+            Ok(())
+        } else {
+            Err(ApiError::MethodNotAllowed { method: method.to_string(), allowed })
+        }
     };
     if method == "OPTIONS" && (req.header)("access-control-request-method").is_some() {
-        if let Some(origin) = super::cors::allowed_origin(&state.config.cors_origins, (req.header)("origin").as_deref()) {
-            return Reply { status: 204, content_type: "text/plain", body: vec![], headers: super::cors::preflight_headers(origin), stream: None };
+        if let Some(origin) = super::cors::allowed_origin(&state.config.cors_origins, (req.header)("origin").as_deref())
+        {
+            return Reply {
+                status: 204,
+                content_type: "text/plain",
+                body: vec![],
+                headers: super::cors::preflight_headers(origin),
+                stream: None,
+            };
         }
     }
     let result = match path {
-        "/healthz" => allow("GET, HEAD").map(|()| Reply::json(200, &Envelope { success: true, message: "alive", data: Empty {} })),
+        "/healthz" => {
+            allow("GET, HEAD").map(|()| Reply::json(200, &Envelope { success: true, message: "alive", data: Empty {} }))
+        }
         "/readyz" => allow("GET, HEAD").map(|()| readyz(state)),
         "/metrics" => allow("GET, HEAD").map(|()| metrics_reply(state)),
         "/v1/models" => allow("GET, HEAD").and_then(|()| authorize(state, &req)).map(|()| models(state)),
@@ -150,7 +163,9 @@ fn snapshot(state: &State, query: &str) -> Result<Reply, ApiError> {
         Some(name) => state.cameras.iter().find(|c| &c.source == name),
         None => state.cameras.first(),
     }
-    .ok_or_else(|| ApiError::NotFound(format!("camera {}", super::error::echo(wanted.as_deref().unwrap_or("(none configured)")))))?;
+    .ok_or_else(|| {
+        ApiError::NotFound(format!("camera {}", super::error::echo(wanted.as_deref().unwrap_or("(none configured)"))))
+    })?;
     let last = camera.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let last = last.ok_or(ApiError::Busy { retry_after: 1 })?;
     let annotate = match form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "annotate") {
@@ -169,7 +184,13 @@ fn snapshot(state: &State, query: &str) -> Result<Reply, ApiError> {
         crate::annotate::to_jpeg(&last.image)
     }
     .map_err(|e| ApiError::Internal(format!("jpeg: {e}")))?;
-    Ok(Reply { status: 200, content_type: "image/jpeg", body: jpeg, headers: vec![("Cache-Control", "no-store".into()), ("X-Frame", last.frame.to_string())], stream: None })
+    Ok(Reply {
+        status: 200,
+        content_type: "image/jpeg",
+        body: jpeg,
+        headers: vec![("Cache-Control", "no-store".into()), ("X-Frame", last.frame.to_string())],
+        stream: None,
+    })
 }
 
 fn models(state: &State) -> Reply {
@@ -180,7 +201,13 @@ fn models(state: &State) -> Reply {
 
 fn metrics_reply(state: &State) -> Reply {
     let mut gauges = vec![
-        ("yolod_queue_depth", "Inference jobs waiting for a worker.", "gauge", String::new(), state.engine.queue_depth() as f64),
+        (
+            "yolod_queue_depth",
+            "Inference jobs waiting for a worker.",
+            "gauge",
+            String::new(),
+            state.engine.queue_depth() as f64,
+        ),
         ("yolod_workers", "Inference worker threads.", "gauge", String::new(), state.config.workers as f64),
         ("yolod_uptime_seconds", "Seconds since start.", "gauge", String::new(), state.started.elapsed().as_secs_f64()),
         ("yolod_stream_clients", "Connected /v1/stream clients.", "gauge", String::new(), state.hub.clients() as f64),
@@ -189,30 +216,64 @@ fn metrics_reply(state: &State) -> Reply {
         let src = metrics::label(&c.source);
         for (kind, counter) in [("captured", &c.captured), ("processed", &c.processed), ("dropped", &c.dropped)] {
             let labels = format!("{{source=\"{src}\",kind=\"{kind}\"}}");
-            gauges.push(("yolod_camera_frames_total", "Camera frames by kind.", "counter", labels, counter.load(Ordering::SeqCst) as f64));
+            gauges.push((
+                "yolod_camera_frames_total",
+                "Camera frames by kind.",
+                "counter",
+                labels,
+                counter.load(Ordering::SeqCst) as f64,
+            ));
         }
     }
     for c in &state.cameras {
         let labels = format!("{{source=\"{}\"}}", metrics::label(&c.source));
-        gauges.push(("yolod_camera_reconnects_total", "Times a lost camera came back.", "counter", labels, c.reconnects.load(Ordering::SeqCst) as f64));
+        gauges.push((
+            "yolod_camera_reconnects_total",
+            "Times a lost camera came back.",
+            "counter",
+            labels,
+            c.reconnects.load(Ordering::SeqCst) as f64,
+        ));
     }
     if let Some(sink) = state.log_sink.get().filter(|_| !state.cameras.is_empty()) {
         let failed = sink.lock().unwrap_or_else(|e| e.into_inner()).failed;
-        gauges.push(("yolod_log_write_failures_total", "Log stream lines lost to write errors (disk full, ...).", "counter", String::new(), failed as f64));
+        gauges.push((
+            "yolod_log_write_failures_total",
+            "Log stream lines lost to write errors (disk full, ...).",
+            "counter",
+            String::new(),
+            failed as f64,
+        ));
     }
     for c in &state.cameras {
         let labels = format!("{{source=\"{}\"}}", metrics::label(&c.source));
-        gauges.push(("yolod_camera_connected", "1 while the camera streams.", "gauge", labels, c.connected.load(Ordering::SeqCst) as u8 as f64));
+        gauges.push((
+            "yolod_camera_connected",
+            "1 while the camera streams.",
+            "gauge",
+            labels,
+            c.connected.load(Ordering::SeqCst) as u8 as f64,
+        ));
     }
     for m in state.registry.all() {
         let i = &m.info;
         let labels = format!(
             "{{id=\"{}\",task=\"{}\",precision=\"{}\",input_size=\"{}\",sha256=\"{}\"}}",
-            metrics::label(&i.id), i.task.as_str(), i.precision, i.input_size, i.sha256
+            metrics::label(&i.id),
+            i.task.as_str(),
+            i.precision,
+            i.input_size,
+            i.sha256
         );
         gauges.push(("yolod_model_info", "Loaded models (value is always 1).", "gauge", labels, 1.0));
     }
-    Reply { status: 200, content_type: "text/plain; version=0.0.4", body: state.metrics.render(&gauges).into_bytes(), headers: vec![], stream: None }
+    Reply {
+        status: 200,
+        content_type: "text/plain; version=0.0.4",
+        body: state.metrics.render(&gauges).into_bytes(),
+        headers: vec![],
+        stream: None,
+    }
 }
 
 fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Result<Reply, ApiError> {
@@ -242,13 +303,12 @@ fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Resul
     drop(bytes);
     let job = Job { model: model.clone(), input: Input::Encoded(image), params: args.params };
     let pending = state.engine.try_submit(job).map_err(|Busy| ApiError::Busy { retry_after: 1 })?;
-    let output = pending
-        .recv()
-        .map_err(|_| ApiError::Internal("inference worker dropped the job".into()))?
-        .map_err(|e| match e {
+    let output = pending.recv().map_err(|_| ApiError::Internal("inference worker dropped the job".into()))?.map_err(
+        |e| match e {
             JobError::Decode(d) => ApiError::Image(d),
             JobError::Failed(detail) => ApiError::Internal(detail),
-        })?;
+        },
+    )?;
     let json_start = Instant::now();
     let mut reply = if args.annotate {
         let mut picture = output.image;
@@ -287,7 +347,9 @@ fn read_body(state: &State, declared: Option<usize>, body: &mut dyn Read) -> Res
     let mut body = Deadline { inner: body, deadline: Instant::now() + timeout };
     (&mut body).take(limit + 1).read_to_end(&mut bytes).map_err(|e| match e.kind() {
         // The deadline, or the socket's idle timeout (SO_RCVTIMEO reports EAGAIN).
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => ApiError::RequestTimeout { secs: timeout.as_secs().max(1) },
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+            ApiError::RequestTimeout { secs: timeout.as_secs().max(1) }
+        }
         _ => ApiError::BodyRead(e.to_string()),
     })?;
     if bytes.len() as u64 > limit {

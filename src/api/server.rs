@@ -163,7 +163,8 @@ impl http::Handler for Api {
     }
 
     fn light(&self, method: &str, target: &str) -> bool {
-        matches!(method, "GET" | "HEAD") && matches!(target.split('?').next(), Some("/healthz" | "/readyz" | "/metrics"))
+        matches!(method, "GET" | "HEAD")
+            && matches!(target.split('?').next(), Some("/healthz" | "/readyz" | "/metrics"))
     }
 }
 

@@ -121,7 +121,12 @@ pub struct Speed {
 }
 
 impl Speed {
-    pub fn from_durations(decode: std::time::Duration, pre: std::time::Duration, inf: std::time::Duration, post: std::time::Duration) -> Speed {
+    pub fn from_durations(
+        decode: std::time::Duration,
+        pre: std::time::Duration,
+        inf: std::time::Duration,
+        post: std::time::Duration,
+    ) -> Speed {
         let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
         Speed { decode: ms(decode), preprocess: ms(pre), inference: ms(inf), postprocess: ms(post) }
     }
@@ -189,15 +194,25 @@ mod tests {
     #[test]
     fn objects_keep_the_hub_field_order_and_round() {
         let names = vec!["person".to_string()];
-        let det = Detection { class: 0, confidence: 0.876543, bbox: BBox { x1: 1.0, y1: 2.0, x2: 30.5, y2: 40.25 }, anchor: 0 };
-        let json = String::from_utf8(to_vec(&objects(&[Found::new(det.clone(), det.bbox)], &names, false, 100, 50))).unwrap();
-        assert_eq!(json, r#"[{"name":"person","class":0,"confidence":0.87654,"box":{"x1":1.0,"y1":2.0,"x2":30.5,"y2":40.25}}]"#);
+        let det = Detection {
+            class: 0,
+            confidence: 0.876543,
+            bbox: BBox { x1: 1.0, y1: 2.0, x2: 30.5, y2: 40.25 },
+            anchor: 0,
+        };
+        let json =
+            String::from_utf8(to_vec(&objects(&[Found::new(det.clone(), det.bbox)], &names, false, 100, 50))).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"name":"person","class":0,"confidence":0.87654,"box":{"x1":1.0,"y1":2.0,"x2":30.5,"y2":40.25}}]"#
+        );
     }
 
     #[test]
     fn normalize_divides_by_width_and_height() {
         let names = vec!["a".to_string()];
-        let det = Detection { class: 0, confidence: 0.5, bbox: BBox { x1: 10.0, y1: 5.0, x2: 100.0, y2: 50.0 }, anchor: 0 };
+        let det =
+            Detection { class: 0, confidence: 0.5, bbox: BBox { x1: 10.0, y1: 5.0, x2: 100.0, y2: 50.0 }, anchor: 0 };
         let mut found = Found::new(det.clone(), det.bbox);
         found.segments = Some(vec![(50.0, 25.0)]);
         found.keypoints = Some(crate::vision::pose::Keypoints { x: vec![20.0], y: vec![10.0], visible: vec![0.5] });
@@ -205,7 +220,10 @@ mod tests {
         let b = &objs[0].bbox;
         assert_eq!((b.x1, b.y1, b.x2, b.y2), (0.1, 0.1, 1.0, 1.0));
         let json = String::from_utf8(to_vec(&objs[0])).unwrap();
-        assert!(json.ends_with(r#""segments":{"x":[0.5],"y":[0.5]},"keypoints":{"x":[0.2],"y":[0.2],"visible":[0.5]}}"#), "{json}");
+        assert!(
+            json.ends_with(r#""segments":{"x":[0.5],"y":[0.5]},"keypoints":{"x":[0.2],"y":[0.2],"visible":[0.5]}}"#),
+            "{json}"
+        );
     }
 
     #[test]

@@ -5,12 +5,12 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use v4l::FourCC;
 use v4l::buffer::Type;
 use v4l::io::traits::CaptureStream;
 use v4l::prelude::*;
 use v4l::video::Capture;
 use v4l::video::capture::Parameters;
-use v4l::FourCC;
 
 use super::pixel::{PREFERENCE, PixelFormat};
 use super::{CameraConfig, Frame};

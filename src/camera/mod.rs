@@ -89,10 +89,8 @@ impl Latest {
     /// Takes the newest frame, waiting at most `timeout`.
     pub fn take(&self, timeout: Duration) -> Option<Frame> {
         let guard = self.frame.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut guard, _) = self
-            .ready
-            .wait_timeout_while(guard, timeout, |f| f.is_none())
-            .unwrap_or_else(|e| e.into_inner());
+        let (mut guard, _) =
+            self.ready.wait_timeout_while(guard, timeout, |f| f.is_none()).unwrap_or_else(|e| e.into_inner());
         guard.take()
     }
 }
@@ -100,7 +98,12 @@ impl Latest {
 /// Starts the capture thread for `config`: it runs until `stop` is set,
 /// reopening the same path with backoff (0.25 s doubling to 5 s) whenever
 /// the device fails or disappears.
-pub fn spawn_capture(config: CameraConfig, latest: Arc<Latest>, stats: Arc<CameraStats>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+pub fn spawn_capture(
+    config: CameraConfig,
+    latest: Arc<Latest>,
+    stats: Arc<CameraStats>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     let name = format!("cam-{}", config.device.display());
     std::thread::Builder::new()
         .name(name)

@@ -66,7 +66,13 @@ fn ycbcr(y: u8, cb: u8, cr: u8) -> [u8; 3] {
 }
 
 /// Converts a YUYV frame (Y0 U Y1 V per pixel pair) into `out` (RGB8).
-pub fn yuyv_to_rgb(data: &[u8], width: usize, height: usize, stride: usize, out: &mut Vec<u8>) -> Result<(), ShortFrame> {
+pub fn yuyv_to_rgb(
+    data: &[u8],
+    width: usize,
+    height: usize,
+    stride: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), ShortFrame> {
     let stride = stride.max(width * 2);
     check(data, PixelFormat::Yuyv, width, height, stride, stride * (height.max(1) - 1) + width * 2)?;
     out.clear();
@@ -85,7 +91,13 @@ pub fn yuyv_to_rgb(data: &[u8], width: usize, height: usize, stride: usize, out:
 }
 
 /// Converts an NV12 frame (Y plane, then interleaved CbCr at half resolution).
-pub fn nv12_to_rgb(data: &[u8], width: usize, height: usize, stride: usize, out: &mut Vec<u8>) -> Result<(), ShortFrame> {
+pub fn nv12_to_rgb(
+    data: &[u8],
+    width: usize,
+    height: usize,
+    stride: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), ShortFrame> {
     let stride = stride.max(width);
     let chroma_rows = height.div_ceil(2);
     let need = stride * height + stride * (chroma_rows.max(1) - 1) + width.div_ceil(2) * 2;
@@ -105,7 +117,13 @@ pub fn nv12_to_rgb(data: &[u8], width: usize, height: usize, stride: usize, out:
 }
 
 /// Copies an RGB24 frame, dropping any row padding.
-pub fn rgb24_to_rgb(data: &[u8], width: usize, height: usize, stride: usize, out: &mut Vec<u8>) -> Result<(), ShortFrame> {
+pub fn rgb24_to_rgb(
+    data: &[u8],
+    width: usize,
+    height: usize,
+    stride: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), ShortFrame> {
     let stride = stride.max(width * 3);
     check(data, PixelFormat::Rgb24, width, height, stride, stride * (height.max(1) - 1) + width * 3)?;
     out.clear();
@@ -116,7 +134,14 @@ pub fn rgb24_to_rgb(data: &[u8], width: usize, height: usize, stride: usize, out
     Ok(())
 }
 
-fn check(data: &[u8], format: PixelFormat, width: usize, height: usize, stride: usize, need: usize) -> Result<(), ShortFrame> {
+fn check(
+    data: &[u8],
+    format: PixelFormat,
+    width: usize,
+    height: usize,
+    stride: usize,
+    need: usize,
+) -> Result<(), ShortFrame> {
     if width == 0 || height == 0 || data.len() < need {
         return Err(ShortFrame { format, len: data.len(), width, height, stride });
     }

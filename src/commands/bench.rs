@@ -82,7 +82,13 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         writeln!(
             out,
             "model {} ({}), {}x{}, {} iterations after {} warm-up, load+optimise {:.0} ms",
-            model.info.id, model.info.precision, size, size, samples.len(), args.warmup, load.as_secs_f64() * 1e3
+            model.info.id,
+            model.info.precision,
+            size,
+            size,
+            samples.len(),
+            args.warmup,
+            load.as_secs_f64() * 1e3
         )?;
         writeln!(out, "{:<12} {:>9} {:>9} {:>9}", "stage (ms)", "min", "p50", "p90")?;
         for (i, name) in STAGES.iter().enumerate() {
@@ -109,8 +115,12 @@ fn summary(samples: &[[Duration; 6]], i: usize) -> (f64, f64, f64) {
 
 /// A deterministic 810x1080 JPEG (bus.jpg's size) for runs without an image.
 fn synthetic_jpeg() -> Vec<u8> {
-    let img = image::RgbImage::from_fn(810, 1080, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8]));
+    let img = image::RgbImage::from_fn(810, 1080, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8])
+    });
     let mut buf = std::io::Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(img).write_to(&mut buf, image::ImageFormat::Jpeg).expect("encoding a JPEG in memory");
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut buf, image::ImageFormat::Jpeg)
+        .expect("encoding a JPEG in memory");
     buf.into_inner()
 }

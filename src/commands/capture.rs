@@ -21,7 +21,9 @@ use crate::vision::decode::DecodeLimits;
 pub fn camera_jobs(args: &CameraArgs, model: &Arc<Model>, max_frames: Option<u64>) -> Result<(Vec<CameraJob>, Sink)> {
     let format = match args.format.to_ascii_lowercase().as_str() {
         "auto" => None,
-        f => Some(PixelFormat::parse(f).with_context(|| format!("--format {f:?}: use auto, MJPG, YUYV, NV12 or RGB3"))?),
+        f => {
+            Some(PixelFormat::parse(f).with_context(|| format!("--format {f:?}: use auto, MJPG, YUYV, NV12 or RGB3"))?)
+        }
     };
     if args.fps.is_some_and(|f| !(f > 0.0 && f.is_finite())) {
         bail!("--fps must be a positive number");
@@ -64,7 +66,8 @@ pub fn capture(args: CaptureArgs) -> Result<ExitCode> {
     let all_stats: Vec<Arc<CameraStats>> = std::thread::scope(|scope| {
         jobs.into_iter()
             .map(|job| {
-                let stats = Arc::new(CameraStats { source: job.config.device.display().to_string(), ..Default::default() });
+                let stats =
+                    Arc::new(CameraStats { source: job.config.device.display().to_string(), ..Default::default() });
                 let (engine, sink, stop, s) = (&engine, &sink, stop.clone(), stats.clone());
                 scope.spawn(move || pipeline::run(job, engine, sink, s, stop, &|_| {}));
                 stats

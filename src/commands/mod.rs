@@ -29,7 +29,10 @@ fn load_model(id_or_file: &str, size: u32) -> Result<Arc<Model>> {
         return Ok(Arc::new(Model::load_warm(EMBEDDED_ID, "embedded yolov8n.onnx", EMBEDDED_BYTES, Some(size))?));
     }
     let path = std::path::Path::new(id_or_file);
-    anyhow::ensure!(path.is_file(), "no model {id_or_file:?}: it is neither {EMBEDDED_ID:?} (built in) nor an ONNX file");
+    anyhow::ensure!(
+        path.is_file(),
+        "no model {id_or_file:?}: it is neither {EMBEDDED_ID:?} (built in) nor an ONNX file"
+    );
     Ok(Arc::new(registry::load_file_warm(&registry::model_id(path)?, path, Some(size))?))
 }
 
@@ -47,9 +50,8 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     let mut failed = 0;
     for path in &args.images {
-        let result = std::fs::read(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))
-            .and_then(|bytes| {
+        let result =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(|bytes| {
                 let job = Job { model: model.clone(), input: Input::Encoded(bytes), params };
                 engine::process(job, DecodeLimits::default()).map_err(|e| format!("{}: {e}", path.display()))
             });
@@ -124,7 +126,11 @@ pub fn models(args: ModelsArgs) -> Result<ExitCode> {
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "{:<20} {:<8} {:>7} {:>6} {:<9} {:<5} SOURCE", "ID", "TASK", "CLASSES", "SIZE", "PRECISION", "SIZES")?;
+    writeln!(
+        out,
+        "{:<20} {:<8} {:>7} {:>6} {:<9} {:<5} SOURCE",
+        "ID", "TASK", "CLASSES", "SIZE", "PRECISION", "SIZES"
+    )?;
     for (i, m) in registry.all().iter().enumerate() {
         let info = &m.info;
         let id = if i == 0 { format!("{} *", info.id) } else { info.id.clone() };
@@ -132,7 +138,13 @@ pub fn models(args: ModelsArgs) -> Result<ExitCode> {
         writeln!(
             out,
             "{:<20} {:<8} {:>7} {:>6} {:<9} {:<5} {}",
-            id, info.task.as_str(), info.names.len(), info.input_size, info.precision, sizes, info.source
+            id,
+            info.task.as_str(),
+            info.names.len(),
+            info.input_size,
+            info.precision,
+            sizes,
+            info.source
         )?;
     }
     writeln!(out, "\n* default model (POST /v1/predict). Classes: GET /v1/models or `yolod models --json`.")?;

@@ -11,10 +11,10 @@ use anyhow::{Context, Result};
 use crate::api::server::{self, State};
 use crate::camera::CameraStats;
 use crate::cli::{CameraArgs, ServeArgs};
-use crate::pipeline;
 use crate::config::ServeConfig;
 use crate::engine::Engine;
 use crate::model::registry::Registry;
+use crate::pipeline;
 use crate::service::{self, Notifier};
 
 /// A worker on one job longer than this is stuck: the watchdog stops pinging.
@@ -75,7 +75,8 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
             (socket, address)
         }
         None => {
-            let socket = std::net::TcpListener::bind(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
+            let socket = std::net::TcpListener::bind(config.listen)
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
             (socket, config.listen.to_string())
         }
     };
@@ -103,7 +104,9 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
         .zip(camera_stats)
         .map(|(job, stats)| {
             let (state, sink, stop) = (state.clone(), sink.clone(), camera_stop.clone());
-            std::thread::spawn(move || pipeline::run(job, &state.engine, &sink, stats, stop, &|line| state.hub.publish(line)))
+            std::thread::spawn(move || {
+                pipeline::run(job, &state.engine, &sink, stats, stop, &|line| state.hub.publish(line))
+            })
         })
         .collect();
     let running = server::start(socket, state.clone()).context("starting the HTTP server")?;
@@ -117,7 +120,10 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
     let notifier = Notifier::from_env();
     notifier.notify(&format!("READY=1\nSTATUS=serving {} on http://{address}", models.join(", ")));
     wait_for_stop(&stop_rx, &notifier, &state);
-    notifier.notify(&format!("STOPPING=1\nSTATUS=stopping: finishing in-flight requests (up to {:?})", config.shutdown_timeout));
+    notifier.notify(&format!(
+        "STOPPING=1\nSTATUS=stopping: finishing in-flight requests (up to {:?})",
+        config.shutdown_timeout
+    ));
     eprintln!("yolod: stopping: finishing in-flight requests (up to {:?})", config.shutdown_timeout);
     camera_stop.store(true, Ordering::SeqCst);
     for t in camera_threads {

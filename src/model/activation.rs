@@ -54,7 +54,9 @@ fn chain_from_cast(model: &TypedModel, id: usize) -> Result<Option<(Activation, 
     if op.to != f32::datum_type() || model.outlet_fact(cast.inputs[0])?.datum_type != i32::datum_type() {
         return Ok(None);
     }
-    let Some(shape) = model.outlet_fact(cast.inputs[0])?.shape.as_concrete().map(|s| s.to_vec()) else { return Ok(None) };
+    let Some(shape) = model.outlet_fact(cast.inputs[0])?.shape.as_concrete().map(|s| s.to_vec()) else {
+        return Ok(None);
+    };
     // The bias add before the cast, when its only reader is the cast.
     let mut input = cast.inputs[0];
     let mut bias = None;
@@ -76,13 +78,17 @@ fn chain_from_cast(model: &TypedModel, id: usize) -> Result<Option<(Activation, 
         return Ok(None);
     }
     let Some(scale) = model.outlet_fact(mul.inputs[1])?.konst.clone() else { return Ok(None) };
-    if scale.datum_type() != f32::datum_type() || model.outlet_fact(OutletId::new(mul.id, 0))?.shape.as_concrete() != Some(&shape) {
+    if scale.datum_type() != f32::datum_type()
+        || model.outlet_fact(OutletId::new(mul.id, 0))?.shape.as_concrete() != Some(&shape)
+    {
         return Ok(None);
     }
     let Some((axis, scale, bias)) = per_channel(&shape, &scale, bias.as_deref()) else { return Ok(None) };
     let mut op = Activation { axis, bias, scale, silu: false, own_silu: false, quantize: None };
     let mut last = mul.id;
-    if let Some(silu) = sole_reader(model, last).filter(|n| n.op_as::<ElementWiseOp>().is_some_and(|op| op.0.is::<Silu>() && op.1.is_none())) {
+    if let Some(silu) = sole_reader(model, last)
+        .filter(|n| n.op_as::<ElementWiseOp>().is_some_and(|op| op.0.is::<Silu>() && op.1.is_none()))
+    {
         op.silu = true;
         last = silu.id;
         if let Some(q) = sole_reader(model, last).and_then(|n| n.op_as::<Quantize>().map(|q| (n.id, q))) {
@@ -189,7 +195,10 @@ impl EvalOp for Activation {
         let input = &inputs[0];
         let shape = input.shape();
         ensure!(input.strides() == &*Tensor::natural_strides(shape), "activation input is not contiguous");
-        ensure!(shape.get(self.axis).copied().unwrap_or(1) == self.scale.len(), "activation input {shape:?} has the wrong channel count");
+        ensure!(
+            shape.get(self.axis).copied().unwrap_or(1) == self.scale.len(),
+            "activation input {shape:?} has the wrong channel count"
+        );
         let acc = input.try_as_plain_ram()?.as_slice::<i32>()?;
         let plane: usize = shape.iter().skip(self.axis + 1).product();
         let channels = self.scale.len();
@@ -208,7 +217,11 @@ impl EvalOp for Activation {
                 let mut buffer = vec![0f32; CHUNK.min(acc.len())];
                 for (c, range) in runs {
                     let (acc, ys) = (&acc[range.clone()], &mut ys[range]);
-                    let done = if self.own_silu { silu::silu_i8(acc, self.bias[c], self.scale[c], q.scale, q.zero_point, ys) } else { 0 };
+                    let done = if self.own_silu {
+                        silu::silu_i8(acc, self.bias[c], self.scale[c], q.scale, q.zero_point, ys)
+                    } else {
+                        0
+                    };
                     let buf = &mut buffer[..acc.len() - done];
                     self.rescale(c, &acc[done..], buf);
                     if let Some(silu) = silu.as_ref().filter(|_| !buf.is_empty()) {

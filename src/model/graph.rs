@@ -1,7 +1,7 @@
 //! Reading the ONNX graph before tract sees it: where to cut the YOLOv8 head
 //! so the network runs at any input size, and which precision it computes in.
 
-use tract_onnx::pb::{GraphProto, NodeProto, ModelProto};
+use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
 
 /// Where yolod takes the network's outputs.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,11 +24,7 @@ fn reshaped_inputs(graph: &GraphProto, concat: &NodeProto) -> Option<Vec<String>
     if concat.op_type != "Concat" || concat.input.is_empty() {
         return None;
     }
-    concat
-        .input
-        .iter()
-        .map(|t| producer(graph, t).filter(|n| n.op_type == "Reshape")?.input.first().cloned())
-        .collect()
+    concat.input.iter().map(|t| producer(graph, t).filter(|n| n.op_type == "Reshape")?.input.first().cloned()).collect()
 }
 
 /// Finds the Detect head's box/class split: a `Split` fed by a `Concat` of
@@ -59,13 +55,8 @@ pub fn find_head(model: &ModelProto) -> Head {
 
 /// "int8" when the graph carries quantized operators, else "fp32".
 pub fn precision(model: &ModelProto) -> &'static str {
-    const QUANTIZED: [&str; 5] =
-        ["QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "QLinearMatMul"];
-    let quantized = model
-        .graph
-        .iter()
-        .flat_map(|g| &g.node)
-        .any(|n| QUANTIZED.contains(&n.op_type.as_str()));
+    const QUANTIZED: [&str; 5] = ["QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "QLinearMatMul"];
+    let quantized = model.graph.iter().flat_map(|g| &g.node).any(|n| QUANTIZED.contains(&n.op_type.as_str()));
     if quantized { "int8" } else { "fp32" }
 }
 
@@ -127,7 +118,11 @@ mod tests {
 
     #[test]
     fn graphs_without_the_pattern_keep_their_outputs() {
-        let m = model(vec![node("Concat", &["a", "b"], "all"), node("Split", &["all"], "x"), node("QuantizeLinear", &["x"], "output0")]);
+        let m = model(vec![
+            node("Concat", &["a", "b"], "all"),
+            node("Split", &["all"], "x"),
+            node("QuantizeLinear", &["x"], "output0"),
+        ]);
         assert_eq!(find_head(&m), Head::Exported { outputs: vec!["output0".into()] });
         assert_eq!(precision(&m), "int8");
     }

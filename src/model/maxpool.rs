@@ -155,9 +155,18 @@ impl EvalOp for MaxPool {
         let input = &inputs[0];
         let rank = input.rank();
         ensure!(rank >= 2, "YolodMaxPool: input {:?}", input.shape());
-        ensure!(input.shape()[rank - 2..] == self.input, "YolodMaxPool: input {:?}, planned for {:?}", input.shape(), self.input);
+        ensure!(
+            input.shape()[rank - 2..] == self.input,
+            "YolodMaxPool: input {:?}, planned for {:?}",
+            input.shape(),
+            self.input
+        );
         ensure!(input.strides() == &*Tensor::natural_strides(input.shape()), "YolodMaxPool: input is not contiguous");
-        let output = if input.datum_type().unquantized() == i8::datum_type() { self.eval_t::<i8>(input)? } else { self.eval_t::<f32>(input)? };
+        let output = if input.datum_type().unquantized() == i8::datum_type() {
+            self.eval_t::<i8>(input)?
+        } else {
+            self.eval_t::<f32>(input)?
+        };
         Ok(tvec!(output.into_tvalue()))
     }
 }
@@ -193,19 +202,28 @@ mod tests {
         };
         let mut model = TypedModel::default();
         let source = model.add_source("input", T::datum_type().fact(input.shape())).unwrap();
-        let pool = model.wire_node("pool", tract_onnx::tract_core::ops::cnn::MaxPool::new(spec, None), &[source]).unwrap();
+        let pool =
+            model.wire_node("pool", tract_onnx::tract_core::ops::cnn::MaxPool::new(spec, None), &[source]).unwrap();
         model.select_output_outlets(&pool).unwrap();
         let theirs = model.into_optimized().unwrap();
         assert!(theirs.nodes().iter().any(|n| n.op_is::<OptMaxPool>()), "tract's plan has its OptMaxPool");
         let mut ours = theirs.clone();
         assert_eq!(replace_max_pools(&mut ours).unwrap(), 1);
-        let run = |m: TypedModel| m.into_runnable().unwrap().run(tvec![input.clone().into_tvalue()]).unwrap().remove(0).into_tensor();
+        let run = |m: TypedModel| {
+            m.into_runnable().unwrap().run(tvec![input.clone().into_tvalue()]).unwrap().remove(0).into_tensor()
+        };
         (run(ours), run(theirs))
     }
 
     #[test]
     fn gives_tracts_values_for_any_kernel_and_padding() {
-        let cases = [([5, 5], [2, 2], [2, 2], [1, 3, 20, 20]), ([5, 5], [2, 2], [2, 2], [1, 2, 3, 4]), ([3, 2], [0, 1], [2, 0], [2, 3, 7, 5]), ([1, 1], [0, 0], [0, 0], [1, 1, 4, 4]), ([4, 3], [3, 2], [3, 2], [1, 2, 1, 1])];
+        let cases = [
+            ([5, 5], [2, 2], [2, 2], [1, 3, 20, 20]),
+            ([5, 5], [2, 2], [2, 2], [1, 2, 3, 4]),
+            ([3, 2], [0, 1], [2, 0], [2, 3, 7, 5]),
+            ([1, 1], [0, 0], [0, 0], [1, 1, 4, 4]),
+            ([4, 3], [3, 2], [3, 2], [1, 2, 1, 1]),
+        ];
         for (i, (kernel, before, after, shape)) in cases.into_iter().enumerate() {
             let len: usize = shape.iter().product();
             let floats: Vec<f32> = (0..len).map(|j| ((j * 7919 + i * 31) % 101) as f32 - 50.0).collect();

@@ -114,22 +114,22 @@ impl Model {
             .find(|(k, _)| *k == "stride")
             .and_then(|(_, v)| v.trim().parse().ok())
             .unwrap_or(MAX_STRIDE);
-        let kpt_shape = graph::metadata(&proto).find(|(k, _)| *k == "kpt_shape").and_then(|(_, v)| meta::parse_kpt_shape(v));
+        let kpt_shape =
+            graph::metadata(&proto).find(|(k, _)| *k == "kpt_shape").and_then(|(_, v)| meta::parse_kpt_shape(v));
         let declared_task = graph::metadata(&proto).find(|(k, _)| *k == "task").and_then(|(_, v)| Task::parse(v));
         let mut head = graph::find_head(&proto);
         let precision = graph::precision(&proto);
-        let template = tract_onnx::onnx()
-            .model_for_proto_model(&proto)
-            .with_context(|| format!("tract cannot read {source}"))?;
+        let template =
+            tract_onnx::onnx().model_for_proto_model(&proto).with_context(|| format!("tract cannot read {source}"))?;
         let input_size = export_size(&template).with_context(|| format!("reading the input of {source}"))?;
         let outputs = template.output_outlets()?.len();
-        let channels = template
-            .output_outlets()?
-            .first()
-            .and_then(|o| template.outlet_fact(*o).ok())
-            .and_then(|f| f.shape.dims().nth(1).and_then(|d| d.concretize()).and_then(|d| d.as_i64().map(|v| v as usize)));
+        let channels = template.output_outlets()?.first().and_then(|o| template.outlet_fact(*o).ok()).and_then(|f| {
+            f.shape.dims().nth(1).and_then(|d| d.concretize()).and_then(|d| d.as_i64().map(|v| v as usize))
+        });
         let task = declared_task
-            .or_else(|| channels.and_then(|c| meta::task_from_shape(c, names.len(), outputs, kpt_shape.map(|(k, d)| k * d))))
+            .or_else(|| {
+                channels.and_then(|c| meta::task_from_shape(c, names.len(), outputs, kpt_shape.map(|(k, d)| k * d)))
+            })
             .unwrap_or(Task::Detect);
         // A segment or pose head whose extra maps were not found runs as exported (fixed size).
         if let Head::Raw { extra, protos, .. } = &head {
@@ -264,7 +264,11 @@ impl Model {
                     .iter()
                     .map(|t| {
                         let (data, h, w) = plane_view(t)?;
-                        ensure!(data.len() == (4 * detect::REG_MAX + classes) * h * w, "unexpected head map shape {:?}", t.shape());
+                        ensure!(
+                            data.len() == (4 * detect::REG_MAX + classes) * h * w,
+                            "unexpected head map shape {:?}",
+                            t.shape()
+                        );
                         Ok(HeadMap { data, h, w, stride: size / w as f32 })
                     })
                     .collect::<Result<Vec<_>>>()?;
@@ -299,7 +303,11 @@ impl Model {
                 ensure!(shape.len() == 3 && shape[1] >= 4 + classes, "unexpected output0 shape {shape:?}");
                 let (rows, anchors) = (shape[1], shape[2]);
                 let data = out.try_as_plain_ram()?.as_slice::<f32>()?;
-                let kept = nms::nms(detect::decode_exported(data, anchors, classes, params.confidence), params.iou, MAX_DETECTIONS);
+                let kept = nms::nms(
+                    detect::decode_exported(data, anchors, classes, params.confidence),
+                    params.iou,
+                    MAX_DETECTIONS,
+                );
                 let protos = outputs.get(1).map(protos_view).transpose()?;
                 kept.into_iter()
                     .map(|det| {
@@ -307,13 +315,21 @@ impl Model {
                         match (task, &protos) {
                             (Task::Segment, Some(protos)) => {
                                 ensure!(rows >= 4 + classes + protos.count, "output0 has no mask coefficients");
-                                let coeffs: Vec<f32> = (0..protos.count).map(|k| data[(4 + classes + k) * anchors + det.anchor]).collect();
+                                let coeffs: Vec<f32> =
+                                    (0..protos.count).map(|k| data[(4 + classes + k) * anchors + det.anchor]).collect();
                                 let mask = mask::object_mask(protos, &coeffs, det.bbox, obj.detection.bbox, lb);
                                 obj.segments = Some(mask::largest_region_outline(&mask));
                             }
                             (Task::Pose, _) => {
                                 ensure!(rows >= 4 + classes + 3 * self.keypoints, "output0 has no keypoints");
-                                obj.keypoints = Some(pose::from_exported(data, anchors, 4 + classes, det.anchor, self.keypoints, lb));
+                                obj.keypoints = Some(pose::from_exported(
+                                    data,
+                                    anchors,
+                                    4 + classes,
+                                    det.anchor,
+                                    self.keypoints,
+                                    lb,
+                                ));
                             }
                             _ => {}
                         }
@@ -422,13 +438,23 @@ mod tests {
     #[test]
     fn the_fp32_model_gives_identical_outputs_with_our_max_pool() {
         let model = Model::load("yolov8n", "embedded", registry::EMBEDDED_BYTES).unwrap();
-        let image = crate::vision::decode::decode(&std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/bus.jpg")).unwrap(), Default::default()).unwrap();
+        let image = crate::vision::decode::decode(
+            &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/bus.jpg")).unwrap(),
+            Default::default(),
+        )
+        .unwrap();
         let prepared = model.prepare(&image, 320).unwrap();
         let run = |own| {
             let plan = model.build_plan_with(320, own, &[]).unwrap();
             let pools = plan.model().nodes().iter().filter(|n| n.op_is::<maxpool::MaxPool>()).count();
             let outputs = plan.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
-            (pools, outputs.iter().map(|t| t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()).collect::<Vec<_>>())
+            (
+                pools,
+                outputs
+                    .iter()
+                    .map(|t| t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec())
+                    .collect::<Vec<_>>(),
+            )
         };
         let ((ours, a), (theirs, b)) = (run(OwnOps::Exact), run(OwnOps::None));
         assert_eq!((ours, theirs), (3, 0), "SPPF's three max pools are ours");

@@ -55,7 +55,11 @@ impl Pack {
     fn covering(input: &TypedFact, output: &TypedFact, k_axis: usize, mn_axis: usize) -> Option<Pack> {
         let packed = output.exotic_fact()?.downcast_ref::<DynPackedExoticFact>()?;
         let shape: TVec<usize> = input.shape.as_concrete()?.into();
-        if packed.packers.len() != 1 || input.datum_type.unquantized() != i8::datum_type() || mn_axis + 1 != shape.len() || k_axis >= mn_axis {
+        if packed.packers.len() != 1
+            || input.datum_type.unquantized() != i8::datum_type()
+            || mn_axis + 1 != shape.len()
+            || k_axis >= mn_axis
+        {
             return None;
         }
         let format = packed.packers[0].clone();
@@ -163,7 +167,11 @@ mod tests {
             let mn_axis = shape.len() - 1;
             for format in &formats {
                 let fact = i8::datum_type().fact(*shape);
-                let packed = DynPackedExoticFact { k: shape[*k_axis].to_dim(), mn: shape[mn_axis].to_dim(), packers: vec![format.clone()] };
+                let packed = DynPackedExoticFact {
+                    k: shape[*k_axis].to_dim(),
+                    mn: shape[mn_axis].to_dim(),
+                    packers: vec![format.clone()],
+                };
                 let mut out_shape: TVec<usize> = shape.iter().copied().collect();
                 out_shape.remove(mn_axis);
                 out_shape.remove(*k_axis);
@@ -179,8 +187,13 @@ mod tests {
                 let mut expected = vec![];
                 for o in 0..outer {
                     for i in 0..inner {
-                        let matrix: Vec<i8> = (0..k).flat_map(|kk| (0..mn).map(move |m| ((o * k + kk) * inner + i) * mn + m)).map(|at| data[at]).collect();
-                        let value = format.prepare_one_view(&Tensor::from_shape(&[k, mn], &matrix).unwrap().view(), 0, 1).unwrap();
+                        let matrix: Vec<i8> = (0..k)
+                            .flat_map(|kk| (0..mn).map(move |m| ((o * k + kk) * inner + i) * mn + m))
+                            .map(|at| data[at])
+                            .collect();
+                        let value = format
+                            .prepare_one_view(&Tensor::from_shape(&[k, mn], &matrix).unwrap().view(), 0, 1)
+                            .unwrap();
                         let value = value.downcast_ref::<EagerPackedInput>().unwrap();
                         let mut bytes = value.packed.as_bytes().to_vec();
                         if let Layout::KMajor { r, panel_len, .. } = ours.layout {

@@ -24,8 +24,8 @@ use tract_linalg::mmm::{EagerPackedInput, MMMInputFormat, MMMInputValue, PackedE
 use tract_linalg::pack::{PackedFormat, PackedI8K4};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::cnn::conv::Im2Col;
 use tract_onnx::tract_core::ops::cnn::PoolSpec;
+use tract_onnx::tract_core::ops::cnn::conv::Im2Col;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// Replaces the int8 `Im2Col` nodes of an optimised model with [`Patches`];
@@ -104,7 +104,10 @@ impl Patches {
     fn geometry(&self) -> ([usize; 2], [isize; 2]) {
         let hw = &self.input_shape[2..];
         let padding = self.pool_spec.computed_padding(hw);
-        ([padding[0].convoluted, padding[1].convoluted], [padding[0].pad_before as isize, padding[1].pad_before as isize])
+        (
+            [padding[0].convoluted, padding[1].convoluted],
+            [padding[0].pad_before as isize, padding[1].pad_before as isize],
+        )
     }
 
     /// Packs one image (C x H x W) into `packed` (panel layout).
@@ -220,9 +223,17 @@ impl Layout {
     /// The layout of `format` for a k-deep matrix, if it is one we lay.
     pub(super) fn of(format: &dyn MMMInputFormat, k: usize) -> Option<Layout> {
         if let Some(f) = format.downcast_ref::<PackedFormat>() {
-            (f.dt.unquantized() == i8::datum_type()).then(|| Layout::KMajor { r: f.r, panel_len: f.single_panel_len(k), align: f.alignment() })
+            (f.dt.unquantized() == i8::datum_type()).then(|| Layout::KMajor {
+                r: f.r,
+                panel_len: f.single_panel_len(k),
+                align: f.alignment(),
+            })
         } else {
-            format.downcast_ref::<PackedI8K4>().map(|f| Layout::K4 { r: f.r, panel_len: f.single_panel_len(k), align: f.alignment() })
+            format.downcast_ref::<PackedI8K4>().map(|f| Layout::K4 {
+                r: f.r,
+                panel_len: f.single_panel_len(k),
+                align: f.alignment(),
+            })
         }
     }
 
@@ -341,7 +352,12 @@ fn interleave4_neon(rows: [&[i8]; 4], out: &mut [i8]) -> usize {
         // SAFETY: m + 16 <= the length of every row and 4 (m + 16) <=
         // out.len() (checked by the caller); NEON is part of aarch64.
         unsafe {
-            let v = int8x16x4_t(vld1q_s8(rows[0].as_ptr().add(m)), vld1q_s8(rows[1].as_ptr().add(m)), vld1q_s8(rows[2].as_ptr().add(m)), vld1q_s8(rows[3].as_ptr().add(m)));
+            let v = int8x16x4_t(
+                vld1q_s8(rows[0].as_ptr().add(m)),
+                vld1q_s8(rows[1].as_ptr().add(m)),
+                vld1q_s8(rows[2].as_ptr().add(m)),
+                vld1q_s8(rows[3].as_ptr().add(m)),
+            );
             vst4q_s8(out.as_mut_ptr().add(4 * m), v);
         }
     }
@@ -360,7 +376,9 @@ fn interleave_into_panels(rows: [&[i8]; 4], packed: &mut [i8], quad: usize, r: u
     }
     let n = rows[0].len();
     let panels = n / 8;
-    assert!(rows.iter().all(|row| row.len() == n) && panels * panel_len <= packed.len() && (quad + 1) * 32 <= panel_len);
+    assert!(
+        rows.iter().all(|row| row.len() == n) && panels * panel_len <= packed.len() && (quad + 1) * 32 <= panel_len
+    );
     let out = packed.as_mut_ptr();
     for p in 0..panels {
         // SAFETY: 8 (p + 1) <= n for every row; the 32 bytes written start
@@ -398,7 +416,8 @@ impl EvalOp for Patches {
     fn eval(&self, _: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let input = &inputs[0];
         let [batches, c, h, w] = self.input_shape;
-        let expected: &[usize] = if self.pool_spec.data_format.has_n() { &self.input_shape } else { &self.input_shape[1..] };
+        let expected: &[usize] =
+            if self.pool_spec.data_format.has_n() { &self.input_shape } else { &self.input_shape[1..] };
         ensure!(input.shape() == expected, "YolodPatches: input {:?}, planned for {:?}", input.shape(), expected);
         ensure!(input.datum_type().unquantized() == i8::datum_type(), "YolodPatches: {:?} input", input.datum_type());
         let pad = match inputs.get(1) {

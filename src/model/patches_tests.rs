@@ -14,7 +14,15 @@ fn bytes(n: usize, mut seed: u64) -> Vec<i8> {
 }
 
 /// The patch matrix (k x n, row-major) by definition, one element at a time.
-fn naive(image: &[i8], [c, h, w]: [usize; 3], kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2], pad: [usize; 2], fill: i8) -> (Vec<i8>, usize, usize) {
+fn naive(
+    image: &[i8],
+    [c, h, w]: [usize; 3],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    pad: [usize; 2],
+    fill: i8,
+) -> (Vec<i8>, usize, usize) {
     let oh = (h + 2 * pad[0] - dilation[0] * (kernel[0] - 1) - 1) / stride[0] + 1;
     let ow = (w + 2 * pad[1] - dilation[1] * (kernel[1] - 1) - 1) / stride[1] + 1;
     let (k, n) = (c * kernel[0] * kernel[1], oh * ow);
@@ -28,7 +36,8 @@ fn naive(image: &[i8], [c, h, w]: [usize; 3], kernel: [usize; 2], stride: [usize
                         let y = (yo * stride[0] + ky * dilation[0]) as isize - pad[0] as isize;
                         let x = (xo * stride[1] + kx * dilation[1]) as isize - pad[1] as isize;
                         let inside = y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < w;
-                        m[row * n + yo * ow + xo] = if inside { image[(ci * h + y as usize) * w + x as usize] } else { fill };
+                        m[row * n + yo * ow + xo] =
+                            if inside { image[(ci * h + y as usize) * w + x as usize] } else { fill };
                     }
                 }
             }
@@ -72,7 +81,8 @@ fn patches(case: &Case, layout: Layout, format: Box<dyn MMMInputFormat>, k: usiz
 fn run(op: &Patches, image: &[i8], fill: i8) -> Vec<i8> {
     let [_, c, h, w] = op.input_shape;
     let input = Tensor::from_shape(&[1, c, h, w], image).unwrap();
-    let out = op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue(), tensor0(fill as i32).into_tvalue())).unwrap();
+    let out =
+        op.eval(&EvalContext::out_of_plan(), tvec!(input.into_tvalue(), tensor0(fill as i32).into_tvalue())).unwrap();
     let storage = out[0].try_storage_as::<PackedMatrixStorage>().unwrap();
     let packed = storage.value().downcast_ref::<EagerPackedInput>().unwrap();
     packed.packed.as_bytes().iter().map(|b| *b as i8).collect()
@@ -87,7 +97,14 @@ fn k4_panels_match_tracts_own_packer_on_the_patch_matrix() {
         for r in [4, 8, 16] {
             let format = PackedI8K4::new(r);
             let expected = format.pack_view(&Tensor::from_shape(&[k, n], &matrix).unwrap().view(), 0, 1).unwrap();
-            let expected = expected.downcast_ref::<EagerPackedInput>().unwrap().packed.as_bytes().iter().map(|b| *b as i8).collect::<Vec<_>>();
+            let expected = expected
+                .downcast_ref::<EagerPackedInput>()
+                .unwrap()
+                .packed
+                .as_bytes()
+                .iter()
+                .map(|b| *b as i8)
+                .collect::<Vec<_>>();
             let layout = Layout::K4 { r, panel_len: format.single_panel_len(k), align: format.alignment() };
             let got = run(&patches(case, layout, Box::new(format), k), &image, -3);
             assert_eq!(got, expected, "case {i}, r {r}");
@@ -104,7 +121,8 @@ fn k_major_panels_hold_the_patch_matrix_column_by_column() {
         for r in [4, 8] {
             let format = PackedFormat::new(i8::datum_type(), r, 16);
             let panel_len = format.single_panel_len(k);
-            let got = run(&patches(case, Layout::KMajor { r, panel_len, align: 16 }, Box::new(format.clone()), k), &image, 5);
+            let got =
+                run(&patches(case, Layout::KMajor { r, panel_len, align: 16 }, Box::new(format.clone()), k), &image, 5);
             assert_eq!(got.len(), n.div_ceil(r) * panel_len);
             for row in 0..k {
                 for col in 0..n {
@@ -133,7 +151,11 @@ fn k_major_panels_hold_the_patch_matrix_column_by_column() {
 fn the_int8_model_gives_identical_outputs_with_our_patches() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/int8/yolov8n-convint.onnx");
     let model = crate::model::Model::load("convint", "test", &std::fs::read(path).unwrap()).unwrap();
-    let image = crate::vision::decode::decode(&std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/zidane.jpg")).unwrap(), Default::default()).unwrap();
+    let image = crate::vision::decode::decode(
+        &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/zidane.jpg")).unwrap(),
+        Default::default(),
+    )
+    .unwrap();
     for size in [320, 192] {
         let ours = model.build_plan_with(size, crate::model::OwnOps::Exact, &[]).unwrap();
         let theirs = model.build_plan_with(size, crate::model::OwnOps::None, &[]).unwrap();
@@ -147,19 +169,28 @@ fn the_int8_model_gives_identical_outputs_with_our_patches() {
             .iter()
             .filter(|n| {
                 n.op_is::<crate::model::quantize::Quantize>()
-                    || (n.op_is::<crate::model::activation::Activation>() && n.outputs[0].fact.datum_type.unquantized() == i8::datum_type())
+                    || (n.op_is::<crate::model::activation::Activation>()
+                        && n.outputs[0].fact.datum_type.unquantized() == i8::datum_type())
             })
             .count();
         assert!(quantizers > 40, "only {quantizers} QuantizeLinear nodes replaced at {size}");
         assert!(replaced > 20, "only {replaced} Im2Col nodes replaced at {size}");
         let packs = ours.model().nodes().iter().filter(|n| n.op_is::<crate::model::pack::Pack>()).count();
-        let packs_left = theirs.model().nodes().iter().filter(|n| n.op_is::<tract_onnx::tract_core::ops::matmul::pack::OptMatMulPack>()).count();
+        let packs_left = theirs
+            .model()
+            .nodes()
+            .iter()
+            .filter(|n| n.op_is::<tract_onnx::tract_core::ops::matmul::pack::OptMatMulPack>())
+            .count();
         assert!(packs > 10 && packs == packs_left, "at {size}: {packs} of {packs_left} activation packs replaced");
         let pools = ours.model().nodes().iter().filter(|n| n.op_is::<crate::model::maxpool::MaxPool>()).count();
-        let pools_left = theirs.model().nodes().iter().filter(|n| n.op_is::<tract_onnx::tract_core::ops::cnn::OptMaxPool>()).count();
+        let pools_left =
+            theirs.model().nodes().iter().filter(|n| n.op_is::<tract_onnx::tract_core::ops::cnn::OptMaxPool>()).count();
         assert!(pools == 3 && pools_left == 3, "at {size}: {pools} of {pools_left} max pools replaced");
-        let activations = ours.model().nodes().iter().filter(|n| n.op_is::<crate::model::activation::Activation>()).count();
-        let casts = theirs.model().nodes().iter().filter(|n| n.op_is::<tract_onnx::tract_core::ops::cast::Cast>()).count();
+        let activations =
+            ours.model().nodes().iter().filter(|n| n.op_is::<crate::model::activation::Activation>()).count();
+        let casts =
+            theirs.model().nodes().iter().filter(|n| n.op_is::<tract_onnx::tract_core::ops::cast::Cast>()).count();
         assert_eq!(activations, casts, "at {size}: every i32 -> f32 cast starts a fused activation");
         let prepared = model.prepare(&image, size).unwrap();
         let a = ours.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
@@ -180,13 +211,20 @@ fn our_silu_changes_the_int8_models_outputs_by_little() {
     use crate::model::OwnOps;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/int8/yolov8n-convint.onnx");
     let model = crate::model::Model::load("convint", "test", &std::fs::read(path).unwrap()).unwrap();
-    let image = crate::vision::decode::decode(&std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/bus.jpg")).unwrap(), Default::default()).unwrap();
+    let image = crate::vision::decode::decode(
+        &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/bus.jpg")).unwrap(),
+        Default::default(),
+    )
+    .unwrap();
     let size = 320;
     let prepared = model.prepare(&image, size).unwrap();
     let run = |own| {
         let plan = model.build_plan_with(size, own, &[]).unwrap();
         let outputs = plan.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
-        outputs.iter().flat_map(|t| t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec()).collect::<Vec<f32>>()
+        outputs
+            .iter()
+            .flat_map(|t| t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec())
+            .collect::<Vec<f32>>()
     };
     let (ours, theirs) = (run(OwnOps::All), run(OwnOps::Exact));
     assert_eq!(ours.len(), theirs.len());
@@ -204,11 +242,16 @@ fn our_silu_changes_the_int8_models_outputs_by_little() {
 fn lay_writes_every_byte_of_a_dirty_buffer() {
     for (k, n) in [(27, 37), (8, 16), (5, 3), (12, 40)] {
         let matrix = bytes(k * n, (k * n) as u64);
-        let formats: Vec<Box<dyn MMMInputFormat>> = vec![Box::new(PackedI8K4::new(8)), Box::new(PackedI8K4::new(16)), Box::new(PackedFormat::new(i8::datum_type(), 8, 16))];
+        let formats: Vec<Box<dyn MMMInputFormat>> = vec![
+            Box::new(PackedI8K4::new(8)),
+            Box::new(PackedI8K4::new(16)),
+            Box::new(PackedFormat::new(i8::datum_type(), 8, 16)),
+        ];
         for format in formats {
             let layout = Layout::of(&*format, k).unwrap();
             let (r, panel_len, _) = layout.panels();
-            let expected = format.prepare_one_view(&Tensor::from_shape(&[k, n], &matrix).unwrap().view(), 0, 1).unwrap();
+            let expected =
+                format.prepare_one_view(&Tensor::from_shape(&[k, n], &matrix).unwrap().view(), 0, 1).unwrap();
             let mut expected = expected.downcast_ref::<EagerPackedInput>().unwrap().packed.as_bytes().to_vec();
             if let Layout::KMajor { .. } = layout {
                 expected = super::k_major_as_laid(&expected, k, n, r, panel_len);

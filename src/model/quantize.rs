@@ -19,7 +19,9 @@ pub fn replace_quantize_linear(model: &mut TypedModel) -> Result<usize> {
     let mut replaced = 0;
     for id in 0..model.nodes().len() {
         let node = model.node(id);
-        let Some(q) = node.op_as::<ElementWiseOp>().and_then(|op| op.0.downcast_ref::<QuantizeLinearI8>()) else { continue };
+        let Some(q) = node.op_as::<ElementWiseOp>().and_then(|op| op.0.downcast_ref::<QuantizeLinearI8>()) else {
+            continue;
+        };
         if model.outlet_fact(node.inputs[0])?.datum_type != f32::datum_type() {
             continue;
         }
@@ -81,7 +83,11 @@ fn quantize_neon(_: &[f32], _: &mut [i8], _: f32, _: i8) -> usize {
 /// <= 128 cannot carry an i16-saturated value back into i8 range).
 #[cfg(target_arch = "aarch64")]
 #[inline(always)]
-pub(super) fn quantize_lanes(xs: [std::arch::aarch64::float32x4_t; 4], scale: f32, zero_point: i8) -> std::arch::aarch64::int8x16_t {
+pub(super) fn quantize_lanes(
+    xs: [std::arch::aarch64::float32x4_t; 4],
+    scale: f32,
+    zero_point: i8,
+) -> std::arch::aarch64::int8x16_t {
     use std::arch::aarch64::*;
     // SAFETY: NEON is part of aarch64; no memory is touched.
     unsafe {
@@ -132,7 +138,8 @@ mod tests {
     #[test]
     fn matches_tracts_quantize_linear_on_ties_extremes_and_nan() {
         // Extremes first: on aarch64 the bulk (multiples of 16) runs in NEON.
-        let mut xs = vec![0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 1e9, -1e9, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -0.0, 1e-30];
+        let mut xs =
+            vec![0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 1e9, -1e9, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -0.0, 1e-30];
         xs.extend((-3000..3000).map(|i| i as f32 * 0.25));
         for (scale, zp) in [(1.0, 0), (0.19127132, -127), (3.7, 5), (1.0, 127)] {
             let mut ys = vec![0i8; xs.len()];

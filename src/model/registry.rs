@@ -45,11 +45,8 @@ impl Registry {
         }
         let loaded: Vec<Result<Model>> = std::thread::scope(|scope| {
             let embedded = scope.spawn(|| Model::load(EMBEDDED_ID, "embedded yolov8n.onnx", EMBEDDED_BYTES));
-            let others: Vec<_> = files
-                .iter()
-                .zip(&ids[1..])
-                .map(|(file, id)| scope.spawn(move || load_file(id, file)))
-                .collect();
+            let others: Vec<_> =
+                files.iter().zip(&ids[1..]).map(|(file, id)| scope.spawn(move || load_file(id, file))).collect();
             std::iter::once(embedded).chain(others).map(|h| h.join().expect("model loader panicked")).collect()
         });
         let mut models = loaded.into_iter().map(|m| m.map(Arc::new)).collect::<Result<Vec<_>>>()?;
@@ -90,14 +87,18 @@ pub fn load_file(id: &str, file: &Path) -> Result<Model> {
 /// As `load_file`, with its first plan optimised for `warm` (see `Model::load_warm`).
 pub fn load_file_warm(id: &str, file: &Path, warm: Option<u32>) -> Result<Model> {
     let bytes = std::fs::read(file).with_context(|| format!("reading model {}", file.display()))?;
-    Model::load_warm(id, &file.display().to_string(), &bytes, warm).with_context(|| format!("loading model {}", file.display()))
+    Model::load_warm(id, &file.display().to_string(), &bytes, warm)
+        .with_context(|| format!("loading model {}", file.display()))
 }
 
 /// The MODEL_ID of a file: its stem, restricted to URL-safe characters.
 pub fn model_id(file: &Path) -> Result<String> {
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
     if stem.is_empty() || !stem.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        bail!("model file name {} must be made of letters, digits, '-', '_' or '.' (it becomes the MODEL_ID in URLs)", file.display());
+        bail!(
+            "model file name {} must be made of letters, digits, '-', '_' or '.' (it becomes the MODEL_ID in URLs)",
+            file.display()
+        );
     }
     Ok(stem.to_string())
 }

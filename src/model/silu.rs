@@ -82,7 +82,11 @@ mod neon {
     /// Sixteen elements at a time, the last (short) group through a
     /// zero-padded copy; `kernel` maps 16 accumulators to 16 outputs.
     #[inline(always)]
-    fn by_sixteen<T: Copy + Default>(acc: &[i32], out: &mut [T], mut kernel: impl FnMut(&[i32; 16], &mut [T; 16])) -> usize {
+    fn by_sixteen<T: Copy + Default>(
+        acc: &[i32],
+        out: &mut [T],
+        mut kernel: impl FnMut(&[i32; 16], &mut [T; 16]),
+    ) -> usize {
         let n = acc.len().min(out.len());
         let (acc, out) = (&acc[..n], &mut out[..n]);
         let mut a = acc.chunks_exact(16);
@@ -203,7 +207,10 @@ mod tests {
     /// rounding boundary; and the f32 kernel within the formula's bound.
     #[test]
     fn the_kernels_quantize_the_silu() {
-        let acc: Vec<i32> = (0..40_000).map(|i| (i - 20_000) * 37 + (i % 7) * 1_000_003 - 3_000_000).chain([i32::MIN, i32::MAX, 0, -1]).collect();
+        let acc: Vec<i32> = (0..40_000)
+            .map(|i| (i - 20_000) * 37 + (i % 7) * 1_000_003 - 3_000_000)
+            .chain([i32::MIN, i32::MAX, 0, -1])
+            .collect();
         let n = acc.len();
         assert_ne!(n % 16, 0, "a short last group is part of the test");
         for (bias, scale) in [(0, 1e-3f32), (-1234, 3e-5), (77_000, 2e-4), (5, 1e-6)] {
@@ -223,7 +230,11 @@ mod tests {
                 for (i, (got, want)) in qs.iter().zip(&want).enumerate() {
                     let at = exact(rescaled[i]) * q_scale as f64;
                     let on_boundary = (at - at.floor() - 0.5).abs() < 5e-3;
-                    assert!(got == want || (on_boundary && got.abs_diff(*want) == 1), "acc {} -> {got}, not {want}", acc[i]);
+                    assert!(
+                        got == want || (on_boundary && got.abs_diff(*want) == 1),
+                        "acc {} -> {got}, not {want}",
+                        acc[i]
+                    );
                 }
             }
         }
@@ -234,7 +245,8 @@ mod tests {
     #[cfg(target_arch = "aarch64")]
     #[test]
     fn neon_gives_the_portable_bits() {
-        let acc: Vec<i32> = (0..20_011).map(|i| (i - 10_000) * 211 + (i % 13) * 700_001).chain([i32::MIN, i32::MAX]).collect();
+        let acc: Vec<i32> =
+            (0..20_011).map(|i| (i - 10_000) * 211 + (i % 13) * 700_001).chain([i32::MIN, i32::MAX]).collect();
         for (bias, scale) in [(0, 1e-3f32), (-1234, 3e-5), (77_000, 2e-4)] {
             let (mut a, mut b) = (vec![0f32; acc.len()], vec![1f32; acc.len()]);
             neon::silu_f32(&acc, bias, scale, &mut a);

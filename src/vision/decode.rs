@@ -52,9 +52,8 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Rgb, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    let reader =
+        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| DecodeError::Corrupt(e.to_string()))?;
     if reader.format().is_none() {
         return Err(DecodeError::UnsupportedFormat);
     }
@@ -63,16 +62,8 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Rgb, DecodeError> {
     if width == 0 || height == 0 {
         return Err(DecodeError::Corrupt(format!("image has no pixels ({width}x{height})")));
     }
-    if width > limits.max_side
-        || height > limits.max_side
-        || width as u64 * height as u64 > limits.max_pixels
-    {
-        return Err(DecodeError::TooLarge {
-            width,
-            height,
-            max_pixels: limits.max_pixels,
-            max_side: limits.max_side,
-        });
+    if width > limits.max_side || height > limits.max_side || width as u64 * height as u64 > limits.max_pixels {
+        return Err(DecodeError::TooLarge { width, height, max_pixels: limits.max_pixels, max_side: limits.max_side });
     }
     let orientation = decoder.orientation().ok();
     let mut img = DynamicImage::from_decoder(decoder).map_err(classify)?;

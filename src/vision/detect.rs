@@ -181,10 +181,7 @@ mod tests {
         let mut b = head(-20.0);
         set(&mut a, 4 * REG_MAX, 1, 3.0);
         set(&mut b, 4 * REG_MAX + 1, 2, 3.0);
-        let maps = [
-            HeadMap { data: &a, h: 2, w: 2, stride: 8.0 },
-            HeadMap { data: &b, h: 2, w: 2, stride: 16.0 },
-        ];
+        let maps = [HeadMap { data: &a, h: 2, w: 2, stride: 8.0 }, HeadMap { data: &b, h: 2, w: 2, stride: 16.0 }];
         let anchors: Vec<usize> = decode_head(&maps, 3, 0.5).iter().map(|d| d.anchor).collect();
         assert_eq!(anchors, vec![1, 6]);
     }

@@ -27,7 +27,11 @@ pub struct Bitmap {
 
 impl Bitmap {
     pub fn get(&self, x: isize, y: isize) -> bool {
-        x >= 0 && y >= 0 && (x as usize) < self.w && (y as usize) < self.h && self.bits[y as usize * self.w + x as usize]
+        x >= 0
+            && y >= 0
+            && (x as usize) < self.w
+            && (y as usize) < self.h
+            && self.bits[y as usize * self.w + x as usize]
     }
 }
 

@@ -15,8 +15,7 @@ pub fn nms(mut candidates: Vec<Detection>, iou: f32, max_det: usize) -> Vec<Dete
         if kept.len() >= max_det {
             break;
         }
-        let suppressed =
-            kept.iter().any(|k| k.class == cand.class && k.bbox.iou(&cand.bbox) > iou);
+        let suppressed = kept.iter().any(|k| k.class == cand.class && k.bbox.iou(&cand.bbox) > iou);
         if !suppressed {
             kept.push(cand);
         }
@@ -30,12 +29,7 @@ mod tests {
     use crate::vision::BBox;
 
     fn det(class: usize, confidence: f32, x1: f32) -> Detection {
-        Detection {
-            class,
-            confidence,
-            bbox: BBox { x1, y1: 0.0, x2: x1 + 10.0, y2: 10.0 },
-            anchor: 0,
-        }
+        Detection { class, confidence, bbox: BBox { x1, y1: 0.0, x2: x1 + 10.0, y2: 10.0 }, anchor: 0 }
     }
 
     #[test]

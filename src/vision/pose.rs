@@ -51,7 +51,14 @@ pub fn decode(maps: &[KeypointMap], anchor: usize, count: usize, lb: &Letterbox)
 
 /// Keypoints already decoded by the export (`output0` rows after the class
 /// scores: x, y, visibility per keypoint, in network-input pixels).
-pub fn from_exported(output: &[f32], anchors: usize, first_row: usize, anchor: usize, count: usize, lb: &Letterbox) -> Keypoints {
+pub fn from_exported(
+    output: &[f32],
+    anchors: usize,
+    first_row: usize,
+    anchor: usize,
+    count: usize,
+    lb: &Letterbox,
+) -> Keypoints {
     let at = |row: usize| output[row * anchors + anchor];
     let mut k = Keypoints::default();
     for i in 0..count {
@@ -75,7 +82,8 @@ mod tests {
         b[1] = 0.25; // x raw at cell 1
         b[4 + 1] = 0.5; // y raw
         b[8 + 1] = 0.0; // visibility logit 0 -> 0.5
-        let maps = [KeypointMap { data: &a, h: 2, w: 2, stride: 8.0 }, KeypointMap { data: &b, h: 2, w: 2, stride: 16.0 }];
+        let maps =
+            [KeypointMap { data: &a, h: 2, w: 2, stride: 8.0 }, KeypointMap { data: &b, h: 2, w: 2, stride: 16.0 }];
         let lb = Letterbox::new(64, 64, 64, 64);
         let k = decode(&maps, 5, 1, &lb).unwrap();
         assert_eq!(k.x, vec![(0.5 + 1.0) * 16.0]);

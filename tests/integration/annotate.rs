@@ -27,7 +27,10 @@ fn class_color(class: usize) -> [u8; 3] {
 /// Mean distance to `color` over the 3-pixel strip of the box's left edge.
 fn left_edge_distance(img: &RgbImage, b: &BoxJson, color: [u8; 3]) -> f64 {
     let (x0, y0, y1) = (b.x1.round() as u32, (b.y1 + 0.1 * (b.y2 - b.y1)) as u32, (b.y2 - 0.1 * (b.y2 - b.y1)) as u32);
-    let samples: Vec<f64> = (y0..y1).flat_map(|y| (x0..x0 + 3).map(move |x| (x, y))).map(|(x, y)| distance(img.get_pixel(x, y), color)).collect();
+    let samples: Vec<f64> = (y0..y1)
+        .flat_map(|y| (x0..x0 + 3).map(move |x| (x, y)))
+        .map(|(x, y)| distance(img.get_pixel(x, y), color))
+        .collect();
     samples.iter().sum::<f64>() / samples.len() as f64
 }
 
@@ -50,8 +53,14 @@ fn annotate_true_answers_a_jpeg_with_the_boxes_the_json_reports() {
         assert_eq!(picture.dimensions(), original.dimensions(), "drawn at the input's own size");
         for d in &found {
             let color = class_color(d.class);
-            let (now, before) = (left_edge_distance(&picture, &d.bbox, color), left_edge_distance(&original, &d.bbox, color));
-            assert!(now < 0.5 * before && now < 40.0, "{} at {:?}: edge {now:.0} from its colour, {before:.0} before", d.name, d.bbox);
+            let (now, before) =
+                (left_edge_distance(&picture, &d.bbox, color), left_edge_distance(&original, &d.bbox, color));
+            assert!(
+                now < 0.5 * before && now < 40.0,
+                "{} at {:?}: edge {now:.0} from its colour, {before:.0} before",
+                d.name,
+                d.bbox
+            );
         }
     }
 }
@@ -86,17 +95,20 @@ fn segment_masks_tint_inside_their_polygons_only() {
     let polygons: Vec<(Vec<f64>, Vec<f64>)> = objects
         .iter()
         .map(|o| {
-            let floats = |k: &str| o["segments"][k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>();
+            let floats =
+                |k: &str| o["segments"][k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>();
             (floats("x"), floats("y"))
         })
         .collect();
     let boxes: Vec<BoxJson> = objects.iter().map(|o| serde_json::from_value(o["box"].clone()).unwrap()).collect();
-    let picture = jpeg(&post(&format!("{url}?annotate=true"), &[("Content-Type", "image/jpeg")], &image("zidane.jpg")).body);
+    let picture =
+        jpeg(&post(&format!("{url}?annotate=true"), &[("Content-Type", "image/jpeg")], &image("zidane.jpg")).body);
     let original = jpeg(&image("zidane.jpg"));
     // Sample a grid away from box edges and label tabs; split by polygon membership.
     let near_drawing = |x: f64, y: f64| {
         boxes.iter().any(|b| {
-            let near_edge = (x - b.x1).abs() < 8.0 || (x - b.x2).abs() < 8.0 || (y - b.y1).abs() < 8.0 || (y - b.y2).abs() < 8.0;
+            let near_edge =
+                (x - b.x1).abs() < 8.0 || (x - b.x2).abs() < 8.0 || (y - b.y1).abs() < 8.0 || (y - b.y2).abs() < 8.0;
             let in_tab = y < b.y1 + 8.0 && y > b.y1 - 60.0 && x > b.x1 - 8.0;
             near_edge || in_tab
         })
@@ -139,7 +151,12 @@ fn predict_annotate_writes_one_picture_per_image_without_overwriting() {
     }
     // One image, a file name: written exactly there.
     let single = dir.join("one.jpg");
-    let status = std::process::Command::new(BIN).args(["predict", "--size", "320", "--annotate"]).arg(&single).arg(&zidane).output().unwrap();
+    let status = std::process::Command::new(BIN)
+        .args(["predict", "--size", "320", "--annotate"])
+        .arg(&single)
+        .arg(&zidane)
+        .output()
+        .unwrap();
     assert!(status.status.success());
     assert_eq!(jpeg(&std::fs::read(&single).unwrap()).dimensions(), (1280, 720));
     std::fs::remove_dir_all(&dir).unwrap();

@@ -24,7 +24,11 @@ fn predict_multipart(server: &Server, path: &str, mp: Multipart, key: Option<&st
 #[test]
 fn seed_style_multipart_request_matches_the_onnxruntime_reference() {
     let server = Server::start(&[]);
-    let mp = Multipart::new().file("image", "bus.jpg", &image("bus.jpg")).field("size", "640").field("confidence", "0.25").field("iou", "0.45");
+    let mp = Multipart::new()
+        .file("image", "bus.jpg", &image("bus.jpg"))
+        .field("size", "640")
+        .field("confidence", "0.25")
+        .field("iou", "0.45");
     let answer = predict_multipart(&server, "/v1/predict/yolov8n", mp, Some("any-key-when-auth-is-off"));
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("content-type"), Some("application/json"));
@@ -73,7 +77,11 @@ fn aliases_file_imgsz_conf_and_form_over_query() {
 #[test]
 fn curl_data_binary_without_content_type_is_taken_as_an_image() {
     let server = Server::start(&[]);
-    let a = post(&server.url("/v1/predict"), &[("Content-Type", "application/x-www-form-urlencoded")], &image("zidane.jpg"));
+    let a = post(
+        &server.url("/v1/predict"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &image("zidane.jpg"),
+    );
     assert_eq!(a.status, 200);
     assert_eq!(a.detections().iter().filter(|d| d.name == "person").count(), 2);
 }
@@ -82,7 +90,9 @@ fn curl_data_binary_without_content_type_is_taken_as_an_image() {
 fn normalize_gives_fractions_of_width_and_height() {
     let server = Server::start(&[]);
     let pixels = post(&server.url("/v1/predict"), &[("Content-Type", "image/jpeg")], &image("bus.jpg")).detections();
-    let fractions = post(&server.url("/v1/predict?normalize=true"), &[("Content-Type", "image/jpeg")], &image("bus.jpg")).detections();
+    let fractions =
+        post(&server.url("/v1/predict?normalize=true"), &[("Content-Type", "image/jpeg")], &image("bus.jpg"))
+            .detections();
     assert_eq!(pixels.len(), fractions.len());
     for (p, f) in pixels.iter().zip(&fractions) {
         // bus.jpg is 810 x 1080
@@ -109,7 +119,12 @@ fn errors_have_the_documented_status_and_message() {
     let a = predict_multipart(&server, "/v1/predict", Multipart::new().field("size", "640"), None);
     assert_eq!((a.status, json(&a).as_str()), (400, "An image file or URL must be submitted."));
     // 400: bad fields name the field, value and range
-    let a = predict_multipart(&server, "/v1/predict", Multipart::new().file("image", "z.jpg", &image("zidane.jpg")).field("size", "2000"), None);
+    let a = predict_multipart(
+        &server,
+        "/v1/predict",
+        Multipart::new().file("image", "z.jpg", &image("zidane.jpg")).field("size", "2000"),
+        None,
+    );
     assert_eq!((a.status, json(&a).as_str()), (400, "Invalid 'size': 2000 (valid range is 32 - 1280)."));
     let a = post(&server.url("/v1/predict?iou=abc"), &[("Content-Type", "image/jpeg")], &image("zidane.jpg"));
     assert_eq!((a.status, json(&a).as_str()), (400, "Invalid 'iou': abc (valid range is 0.0 - 0.95)."));
@@ -127,12 +142,19 @@ fn errors_have_the_documented_status_and_message() {
     assert_eq!(a.status, 415);
     assert!(json(&a).starts_with("Unsupported Content-Type 'text/plain'"));
     // 400: URL input is off by default
-    let a = post(&server.url("/v1/predict"), &[("Content-Type", "application/x-www-form-urlencoded")], b"url=http%3A%2F%2F127.0.0.1%2Fa.jpg");
+    let a = post(
+        &server.url("/v1/predict"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"url=http%3A%2F%2F127.0.0.1%2Fa.jpg",
+    );
     assert_eq!(a.status, 400);
     assert!(json(&a).starts_with("URL input is disabled"));
     // 404: unknown model, unknown route; 405: wrong method
     let a = post(&server.url("/v1/predict/yolov9x"), &[("Content-Type", "image/jpeg")], &jpeg);
-    assert_eq!((a.status, json(&a).as_str()), (404, "Model 'yolov9x' not found: GET /v1/models lists the models this server has."));
+    assert_eq!(
+        (a.status, json(&a).as_str()),
+        (404, "Model 'yolov9x' not found: GET /v1/models lists the models this server has.")
+    );
     let a = post(&server.url("/v1/predict/..%2f..%2fetc%2fpasswd"), &[("Content-Type", "image/jpeg")], &jpeg);
     assert_eq!(a.status, 404);
     let a = get(&server.url("/nope"), &[]);
@@ -239,7 +261,11 @@ fn a_full_queue_answers_503_with_retry_after() {
 
 #[test]
 fn non_loopback_listen_without_a_key_refuses_to_start() {
-    let out = std::process::Command::new(BIN).args(["serve", "--listen", "0.0.0.0:0"]).env_remove("YOLOD_API_KEYS").output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env_remove("YOLOD_API_KEYS")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refusing to listen on 0.0.0.0:0 without an API key") && err.contains("--no-auth"), "{err}");
@@ -251,7 +277,10 @@ fn a_broken_model_file_stops_start_up_naming_the_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("broken.onnx");
     std::fs::write(&file, b"not a protobuf at all").unwrap();
-    let out = std::process::Command::new(BIN).args(["serve", "--listen", "127.0.0.1:0", "--model", file.to_str().unwrap()]).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--model", file.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(file.to_str().unwrap()), "{err}");

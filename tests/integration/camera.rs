@@ -22,7 +22,9 @@ fn a_missing_camera_is_visible_in_readyz_and_metrics_and_the_api_keeps_serving()
     assert!(cam["last_error"].as_str().unwrap().contains("No such file"), "{cam}");
     let metrics = String::from_utf8(get(&server.url("/metrics"), &[]).body).unwrap();
     assert!(metrics.contains("yolod_camera_connected{source=\"/dev/video-yolod-test-missing\"} 0"), "{metrics}");
-    assert!(metrics.contains("yolod_camera_frames_total{source=\"/dev/video-yolod-test-missing\",kind=\"captured\"} 0"));
+    assert!(
+        metrics.contains("yolod_camera_frames_total{source=\"/dev/video-yolod-test-missing\",kind=\"captured\"} 0")
+    );
     // No frame yet: the snapshot says so with a 503; an unknown camera is a 404.
     assert_eq!(get(&server.url("/v1/snapshot"), &[]).status, 503);
     assert_eq!(get(&server.url("/v1/snapshot?camera=/dev/nope"), &[]).status, 404);

@@ -53,7 +53,8 @@ fn a_normal_request_is_answered_promptly_while_64_connections_dribble_headers() 
                             let (rest, _) = read_until_closed(s, Duration::from_secs(5));
                             return format!("{}{rest}", first[0] as char);
                         }
-                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                        }
                         _ => break,
                     }
                 }
@@ -65,7 +66,10 @@ fn a_normal_request_is_answered_promptly_while_64_connections_dribble_headers() 
     let trickling: Vec<_> = (0..4)
         .map(|_| {
             let mut s = connect(&server);
-            s.write_all(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n").unwrap();
+            s.write_all(
+                b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n",
+            )
+            .unwrap();
             std::thread::spawn(move || {
                 let start = Instant::now();
                 while start.elapsed() < Duration::from_secs(8) && s.write_all(b"\xff").is_ok() {
@@ -185,15 +189,25 @@ fn cors_is_off_unless_an_origin_is_given() {
             .unwrap();
         let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         let resp = agent.run(req).unwrap();
-        (resp.status().as_u16(), resp.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_string()))
+        (
+            resp.status().as_u16(),
+            resp.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_string()),
+        )
     };
     let off = Server::start(&[]);
-    assert_eq!(get(&off.url("/healthz"), &[("Origin", "http://a.example")]).header("access-control-allow-origin"), None);
+    assert_eq!(
+        get(&off.url("/healthz"), &[("Origin", "http://a.example")]).header("access-control-allow-origin"),
+        None
+    );
     assert_eq!(preflight(&off), (405, None));
 
     let on = Server::start(&["--cors-origin", "http://a.example"]);
     assert_eq!(preflight(&on), (204, Some("http://a.example".into())));
-    let allowed = post(&on.url("/v1/predict?size=320"), &[("Content-Type", "image/jpeg"), ("Origin", "http://a.example")], &image("bus.jpg"));
+    let allowed = post(
+        &on.url("/v1/predict?size=320"),
+        &[("Content-Type", "image/jpeg"), ("Origin", "http://a.example")],
+        &image("bus.jpg"),
+    );
     assert_eq!(allowed.header("access-control-allow-origin"), Some("http://a.example"));
     assert!(allowed.header("access-control-expose-headers").unwrap().contains("Server-Timing"));
     let other = get(&on.url("/healthz"), &[("Origin", "http://evil.example")]);
@@ -216,7 +230,8 @@ fn an_api_key_file_readable_by_others_is_warned_about_and_the_key_never_shown() 
         assert_eq!(log.contains("is readable by other users; chmod 600 it"), warned, "mode {mode:o}: {log}");
         assert!(!log.contains("s3cret"), "{log}");
     }
-    let help = std::process::Command::new(BIN).args(["serve", "--help"]).env("YOLOD_API_KEYS", "s3cret-env").output().unwrap();
+    let help =
+        std::process::Command::new(BIN).args(["serve", "--help"]).env("YOLOD_API_KEYS", "s3cret-env").output().unwrap();
     assert!(!String::from_utf8_lossy(&help.stdout).contains("s3cret"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

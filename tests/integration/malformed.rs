@@ -61,30 +61,120 @@ fn malformed_requests_get_documented_errors_and_the_server_survives() {
         ("empty image", "/v1/predict", vec![("Content-Type", "image/jpeg".into())], vec![], 400),
         ("truncated PNG", "/v1/predict", vec![("Content-Type", "image/png".into())], png_header.to_vec(), 400),
         ("text as image", "/v1/predict", vec![("Content-Type", "image/jpeg".into())], b"hello world".to_vec(), 415),
-        ("random bytes", "/v1/predict", vec![("Content-Type", "application/octet-stream".into())], (0..2000u32).map(|i| (i * 7919 % 251) as u8).collect(), 415),
+        (
+            "random bytes",
+            "/v1/predict",
+            vec![("Content-Type", "application/octet-stream".into())],
+            (0..2000u32).map(|i| (i * 7919 % 251) as u8).collect(),
+            415,
+        ),
         ("decompression bomb", "/v1/predict", vec![("Content-Type", "image/png".into())], bomb, 400),
-        ("json body", "/v1/predict", vec![("Content-Type", "application/json".into())], b"{\"url\":\"x\"}".to_vec(), 415),
+        (
+            "json body",
+            "/v1/predict",
+            vec![("Content-Type", "application/json".into())],
+            b"{\"url\":\"x\"}".to_vec(),
+            415,
+        ),
         ("wrong content type", "/v1/predict", vec![("Content-Type", "text/html".into())], jpeg[..100].to_vec(), 415),
-        ("multipart without boundary", "/v1/predict", vec![("Content-Type", "multipart/form-data".into())], multipart("XyZ", &[("image", Some("a.jpg"), &jpeg)], true), 400),
-        ("multipart never closed", "/v1/predict", vec![("Content-Type", ct_mp.into())], multipart("XyZ", &[("image", Some("a.jpg"), &jpeg)], false), 400),
+        (
+            "multipart without boundary",
+            "/v1/predict",
+            vec![("Content-Type", "multipart/form-data".into())],
+            multipart("XyZ", &[("image", Some("a.jpg"), &jpeg)], true),
+            400,
+        ),
+        (
+            "multipart never closed",
+            "/v1/predict",
+            vec![("Content-Type", ct_mp.into())],
+            multipart("XyZ", &[("image", Some("a.jpg"), &jpeg)], false),
+            400,
+        ),
         ("multipart without parts", "/v1/predict", vec![("Content-Type", ct_mp.into())], b"--XyZ--\r\n".to_vec(), 400),
-        ("multipart wrong boundary", "/v1/predict", vec![("Content-Type", "multipart/form-data; boundary=other".into())], multipart("XyZ", &[("image", Some("a.jpg"), &jpeg)], true), 400),
-        ("multipart only text", "/v1/predict", vec![("Content-Type", ct_mp.into())], multipart("XyZ", &[("size", None, b"640")], true), 400),
-        ("multipart unnamed part", "/v1/predict", vec![("Content-Type", ct_mp.into())], b"--XyZ\r\nContent-Disposition: form-data\r\n\r\nx\r\n--XyZ--\r\n".to_vec(), 400),
-        ("huge text field", "/v1/predict", vec![("Content-Type", ct_mp.into())], multipart("XyZ", &[("size", None, &vec![b'9'; 200_000]), ("image", Some("a.jpg"), &jpeg)], true), 400),
-        ("too many parts", "/v1/predict", vec![("Content-Type", ct_mp.into())], multipart("XyZ", &vec![("x", None, &b"1"[..]); 40], true), 400),
+        (
+            "multipart wrong boundary",
+            "/v1/predict",
+            vec![("Content-Type", "multipart/form-data; boundary=other".into())],
+            multipart("XyZ", &[("image", Some("a.jpg"), &jpeg)], true),
+            400,
+        ),
+        (
+            "multipart only text",
+            "/v1/predict",
+            vec![("Content-Type", ct_mp.into())],
+            multipart("XyZ", &[("size", None, b"640")], true),
+            400,
+        ),
+        (
+            "multipart unnamed part",
+            "/v1/predict",
+            vec![("Content-Type", ct_mp.into())],
+            b"--XyZ\r\nContent-Disposition: form-data\r\n\r\nx\r\n--XyZ--\r\n".to_vec(),
+            400,
+        ),
+        (
+            "huge text field",
+            "/v1/predict",
+            vec![("Content-Type", ct_mp.into())],
+            multipart("XyZ", &[("size", None, &vec![b'9'; 200_000]), ("image", Some("a.jpg"), &jpeg)], true),
+            400,
+        ),
+        (
+            "too many parts",
+            "/v1/predict",
+            vec![("Content-Type", ct_mp.into())],
+            multipart("XyZ", &vec![("x", None, &b"1"[..]); 40], true),
+            400,
+        ),
         ("size too big", "/v1/predict?size=99999", vec![("Content-Type", "image/jpeg".into())], jpeg.clone(), 400),
         ("size negative", "/v1/predict?size=-1", vec![("Content-Type", "image/jpeg".into())], jpeg.clone(), 400),
         ("size float", "/v1/predict?size=640.5", vec![("Content-Type", "image/jpeg".into())], jpeg.clone(), 400),
-        ("confidence NaN", "/v1/predict?confidence=NaN", vec![("Content-Type", "image/jpeg".into())], jpeg.clone(), 400),
+        (
+            "confidence NaN",
+            "/v1/predict?confidence=NaN",
+            vec![("Content-Type", "image/jpeg".into())],
+            jpeg.clone(),
+            400,
+        ),
         ("confidence inf", "/v1/predict?conf=inf", vec![("Content-Type", "image/jpeg".into())], jpeg.clone(), 400),
         ("iou text", "/v1/predict?iou=%3Cscript%3E", vec![("Content-Type", "image/jpeg".into())], jpeg.clone(), 400),
-        ("normalize junk", "/v1/predict?normalize=perhaps", vec![("Content-Type", "image/jpeg".into())], jpeg.clone(), 400),
-        ("duplicate fields, last invalid", "/v1/predict", vec![("Content-Type", ct_mp.into())], multipart("XyZ", &[("size", None, b"320"), ("size", None, b"0"), ("image", Some("a.jpg"), &jpeg)], true), 400),
+        (
+            "normalize junk",
+            "/v1/predict?normalize=perhaps",
+            vec![("Content-Type", "image/jpeg".into())],
+            jpeg.clone(),
+            400,
+        ),
+        (
+            "duplicate fields, last invalid",
+            "/v1/predict",
+            vec![("Content-Type", ct_mp.into())],
+            multipart("XyZ", &[("size", None, b"320"), ("size", None, b"0"), ("image", Some("a.jpg"), &jpeg)], true),
+            400,
+        ),
         ("unknown model", "/v1/predict/yolov99", vec![("Content-Type", "image/jpeg".into())], jpeg.clone(), 404),
-        ("traversal in model id", "/v1/predict/../../etc/passwd", vec![("Content-Type", "image/jpeg".into())], jpeg.clone(), 404),
-        ("encoded traversal", "/v1/predict/%2e%2e%2f%2e%2e%2fetc", vec![("Content-Type", "image/jpeg".into())], jpeg.clone(), 404),
-        ("url while disabled: file", "/v1/predict", vec![("Content-Type", "application/x-www-form-urlencoded".into())], b"url=file%3A%2F%2F%2Fetc%2Fpasswd".to_vec(), 400),
+        (
+            "traversal in model id",
+            "/v1/predict/../../etc/passwd",
+            vec![("Content-Type", "image/jpeg".into())],
+            jpeg.clone(),
+            404,
+        ),
+        (
+            "encoded traversal",
+            "/v1/predict/%2e%2e%2f%2e%2e%2fetc",
+            vec![("Content-Type", "image/jpeg".into())],
+            jpeg.clone(),
+            404,
+        ),
+        (
+            "url while disabled: file",
+            "/v1/predict",
+            vec![("Content-Type", "application/x-www-form-urlencoded".into())],
+            b"url=file%3A%2F%2F%2Fetc%2Fpasswd".to_vec(),
+            400,
+        ),
         ("url while disabled: loopback", "/v1/predict?url=http://127.0.0.1:8080/metrics", vec![], vec![], 400),
         ("url while disabled: private", "/v1/predict?url=http://192.168.1.1/cam.jpg", vec![], vec![], 400),
         ("body over the limit", "/v1/predict", vec![("Content-Type", "image/jpeg".into())], vec![0xff; 1_100_000], 413),
@@ -106,7 +196,10 @@ fn malformed_requests_get_documented_errors_and_the_server_survives() {
         assert_eq!(request(method, &server.url("/v1/predict")).status, 405, "{method}");
     }
     // Broken HTTP on the wire.
-    let (status, _) = raw(&server, b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nx-api-key: secret-key\r\n\r\nshort");
+    let (status, _) = raw(
+        &server,
+        b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nx-api-key: secret-key\r\n\r\nshort",
+    );
     assert!(status == 400 || status == 415 || status == 0, "truncated body: {status}");
     let (status, _) = raw(&server, b"GARBAGE\r\n\r\n");
     assert!(status == 400 || status == 0, "garbage request line: {status}");
@@ -117,7 +210,17 @@ fn malformed_requests_get_documented_errors_and_the_server_survives() {
     // Still alive and serving, and the errors were counted.
     assert_eq!(post(&server.url("/v1/predict"), &[key, ("Content-Type", "image/jpeg")], &jpeg).status, 200);
     let metrics = String::from_utf8(get(&server.url("/metrics"), &[]).body).unwrap();
-    for kind in ["bad_image", "bad_multipart", "invalid_field", "unsupported_media_type", "unknown_model", "payload_too_large", "unauthorized", "url_disabled", "no_image"] {
+    for kind in [
+        "bad_image",
+        "bad_multipart",
+        "invalid_field",
+        "unsupported_media_type",
+        "unknown_model",
+        "payload_too_large",
+        "unauthorized",
+        "url_disabled",
+        "no_image",
+    ] {
         assert!(metrics.contains(&format!("yolod_errors_total{{kind=\"{kind}\"}}")), "{kind} not counted:\n{metrics}");
     }
 }

@@ -52,7 +52,10 @@ fn watchdog_for_another_pid_is_ignored() {
     let _ = std::fs::remove_file(&path);
     let sock = UnixDatagram::bind(&path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-    let _server = Server::start_env(&[], &[("NOTIFY_SOCKET", path.to_str().unwrap()), ("WATCHDOG_USEC", "100000"), ("WATCHDOG_PID", "1")]);
+    let _server = Server::start_env(
+        &[],
+        &[("NOTIFY_SOCKET", path.to_str().unwrap()), ("WATCHDOG_USEC", "100000"), ("WATCHDOG_PID", "1")],
+    );
     recv_until(&sock, "READY=1", Duration::from_secs(10));
     let mut buf = [0u8; 256];
     let deadline = Instant::now() + Duration::from_millis(600);

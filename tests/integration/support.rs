@@ -112,7 +112,8 @@ impl Answer {
     }
 
     pub fn json(&self) -> ApiResponse {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not API JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not API JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn detections(&self) -> Vec<Detection> {
@@ -123,13 +124,18 @@ impl Answer {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(120))).build().into()
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
 }
 
 fn answer(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Answer {
     let mut resp = resp.expect("HTTP exchange");
     let status = resp.status().as_u16();
-    let headers = resp.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    let headers =
+        resp.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
     let body = resp.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap();
     Answer { status, headers, body }
 }
@@ -255,6 +261,12 @@ pub fn assert_matches_golden(got: &[Detection], reference: &[Detection]) {
         let Some(g) = best else { panic!("reference {r:?} not found in {got:#?}") };
         let iou = g.bbox.iou(&r.bbox);
         assert!(iou >= 0.9, "IoU {iou:.3} for {r:?} vs {g:?}");
-        assert!((g.confidence - r.confidence).abs() <= 0.03, "confidence {} vs {} for {}", g.confidence, r.confidence, r.name);
+        assert!(
+            (g.confidence - r.confidence).abs() <= 0.03,
+            "confidence {} vs {} for {}",
+            g.confidence,
+            r.confidence,
+            r.name
+        );
     }
 }

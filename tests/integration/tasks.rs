@@ -58,7 +58,8 @@ fn serve_made_models() -> Server {
 fn segment_polygons_match_the_reference_masks() {
     let server = serve_made_models();
     for img in golden("seg") {
-        let a = post(&server.url("/v1/predict/yolov8n-seg-made"), &[("Content-Type", "image/jpeg")], &image(&img.image));
+        let a =
+            post(&server.url("/v1/predict/yolov8n-seg-made"), &[("Content-Type", "image/jpeg")], &image(&img.image));
         assert_eq!(a.status, 200);
         let got = a.json().data.as_array().unwrap().clone();
         assert_eq!(got.len(), img.data.len(), "{}", img.image);
@@ -66,10 +67,18 @@ fn segment_polygons_match_the_reference_masks() {
             let g = matching(&got, r);
             let area = shoelace(&floats(&g["segments"]["x"]), &floats(&g["segments"]["y"]));
             let want = r["polygon_area"].as_f64().unwrap();
-            assert!((area / want - 1.0).abs() <= 0.05, "{} {}: polygon area {area:.0} vs reference {want:.0}", img.image, r["name"]);
+            assert!(
+                (area / want - 1.0).abs() <= 0.05,
+                "{} {}: polygon area {area:.0} vs reference {want:.0}",
+                img.image,
+                r["name"]
+            );
             let b = boxed(g);
             for (x, y) in floats(&g["segments"]["x"]).iter().zip(floats(&g["segments"]["y"])) {
-                assert!(*x >= b.x1 - 1.0 && *x <= b.x2 + 1.0 && y >= b.y1 - 1.0 && y <= b.y2 + 1.0, "vertex outside its box");
+                assert!(
+                    *x >= b.x1 - 1.0 && *x <= b.x2 + 1.0 && y >= b.y1 - 1.0 && y <= b.y2 + 1.0,
+                    "vertex outside its box"
+                );
             }
         }
     }
@@ -105,7 +114,11 @@ fn pose_keypoints_match_the_reference_within_a_pixel() {
 fn normalized_segments_and_keypoints_are_fractions() {
     let server = serve_made_models();
     for id in ["yolov8n-seg-made", "yolov8n-pose-made"] {
-        let a = post(&server.url(&format!("/v1/predict/{id}?normalize=1")), &[("Content-Type", "image/jpeg")], &image("zidane.jpg"));
+        let a = post(
+            &server.url(&format!("/v1/predict/{id}?normalize=1")),
+            &[("Content-Type", "image/jpeg")],
+            &image("zidane.jpg"),
+        );
         let data = a.json().data;
         let obj = &data[0];
         let key = if id.contains("seg") { "segments" } else { "keypoints" };

@@ -5,7 +5,7 @@
 use std::io::{self, BufRead, Read, Write};
 use std::time::Instant;
 
-use super::{Limits, Refusal, Transport, MAX_CHUNK_LINE, MAX_HEADERS, MAX_TRAILERS};
+use super::{Limits, MAX_CHUNK_LINE, MAX_HEADERS, MAX_TRAILERS, Refusal, Transport};
 
 /// A request head, parsed.
 pub(super) struct Head {
@@ -39,7 +39,9 @@ pub(super) fn read_head<S: Transport>(conn: &mut Conn<S>, limits: &Limits) -> Re
                     conn.start += used;
                     return Ok(Some(head));
                 }
-                None if conn.pending().len() >= limits.max_head => return Err(Refusal::HeadTooLarge { limit: limits.max_head }),
+                None if conn.pending().len() >= limits.max_head => {
+                    return Err(Refusal::HeadTooLarge { limit: limits.max_head });
+                }
                 None => {}
             }
         }
@@ -122,7 +124,10 @@ pub(super) fn parse_head(bytes: &[u8], max_head: usize) -> Result<Option<(Head, 
         _ => !connection.iter().any(|t| t == "close"),
     };
     let expect_continue = version == 1 && tokens("expect").iter().any(|t| t == "100-continue");
-    Ok(Some((Head { method: method.to_string(), target: target.to_string(), headers, framing, keep_alive, expect_continue }, used)))
+    Ok(Some((
+        Head { method: method.to_string(), target: target.to_string(), headers, framing, keep_alive, expect_continue },
+        used,
+    )))
 }
 
 pub(super) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -1,11 +1,11 @@
 //! The request loop over bytes in memory, for fuzzing.
 
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Duration;
 
-use super::{serve_connection, Body, Handler, Limits, Refusal, Request, Response, Shared, Slots, Transport};
+use super::{Body, Handler, Limits, Refusal, Request, Response, Shared, Slots, Transport, serve_connection};
 
 /// Runs one connection over `input` (as if a client sent it all and then
 /// closed) with a handler that reads each body whole and answers its length;
@@ -50,7 +50,12 @@ pub fn replay(input: &[u8], limits: Limits) -> Vec<u8> {
             Response { status: 200, headers: vec![], body: Body::Full(text.into_bytes()), close: false }
         }
         fn refuse(&self, refusal: &Refusal) -> Response {
-            Response { status: 400, headers: vec![], body: Body::Full(format!("{refusal:?}").into_bytes()), close: true }
+            Response {
+                status: 400,
+                headers: vec![],
+                body: Body::Full(format!("{refusal:?}").into_bytes()),
+                close: true,
+            }
         }
         fn light(&self, _: &str, _: &str) -> bool {
             false

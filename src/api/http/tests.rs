@@ -26,7 +26,8 @@ impl Handler for Echo {
         )
         .into_bytes();
         text.extend_from_slice(&body);
-        let headers = vec![("X-Evil".to_string(), "a\r\nSet-Cookie: x".to_string()), ("X-Fine".to_string(), "yes".to_string())];
+        let headers =
+            vec![("X-Evil".to_string(), "a\r\nSet-Cookie: x".to_string()), ("X-Fine".to_string(), "yes".to_string())];
         Response { status: 200, headers, body: Body::Full(text), close: false }
     }
 
@@ -70,10 +71,8 @@ fn read_response(s: &mut TcpStream) -> (String, String) {
         head.push(byte[0]);
     }
     let head = String::from_utf8(head).unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Length: "))
-        .map_or(0, |v| v.trim().parse().unwrap());
+    let len: usize =
+        head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).map_or(0, |v| v.trim().parse().unwrap());
     let mut body = vec![0u8; len];
     s.read_exact(&mut body).unwrap();
     (head, String::from_utf8(body).unwrap())
@@ -96,7 +95,8 @@ fn keep_alive_and_pipelined_requests_are_answered_in_order() {
     assert!(head.contains("Connection: keep-alive\r\n"), "{head}");
     assert_eq!(body, "POST /a len=Some(5) x=one read=ok\nhello");
     // Two at once, the second closing.
-    s.write_all(b"GET /b?q=1 HTTP/1.1\r\n\r\nPOST /c HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi").unwrap();
+    s.write_all(b"GET /b?q=1 HTTP/1.1\r\n\r\nPOST /c HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+        .unwrap();
     assert_eq!(read_response(&mut s).1, "GET /b?q=1 len=Some(0) x=- read=ok\n");
     let (head, body) = read_response(&mut s);
     assert!(head.contains("Connection: close\r\n"), "{head}");
