@@ -19,11 +19,14 @@ fuzz_target!(|data: &[u8]| {
     }
     let (h, w) = (1 + data[0] as usize % 4, 1 + data[1] as usize % 4);
     let classes = 1 + data[2] as usize % 3;
-    let floats: Vec<f32> = data[4..].chunks(4).map(|c| {
-        let mut b = [0u8; 4];
-        b[..c.len()].copy_from_slice(c);
-        f32::from_le_bytes(b)
-    }).collect();
+    let floats: Vec<f32> = data[4..]
+        .chunks(4)
+        .map(|c| {
+            let mut b = [0u8; 4];
+            b[..c.len()].copy_from_slice(c);
+            f32::from_le_bytes(b)
+        })
+        .collect();
     let need = (4 * REG_MAX + classes) * h * w;
     let map: Vec<f32> = (0..need).map(|i| floats.get(i % floats.len().max(1)).copied().unwrap_or(0.0)).collect();
     let size = (w * 8) as u32;
@@ -34,7 +37,13 @@ fuzz_target!(|data: &[u8]| {
     let mut objects = Vec::new();
     for d in dets {
         let b = lb.unmap(d.bbox);
-        assert!(b.x1 >= 0.0 && b.x2 <= lb.src_w as f32 && b.y1 >= 0.0 && b.y2 <= lb.src_h as f32 || b.x1.is_nan() || b.x2.is_nan() || b.y1.is_nan() || b.y2.is_nan());
+        assert!(
+            b.x1 >= 0.0 && b.x2 <= lb.src_w as f32 && b.y1 >= 0.0 && b.y2 <= lb.src_h as f32
+                || b.x1.is_nan()
+                || b.x2.is_nan()
+                || b.y1.is_nan()
+                || b.y2.is_nan()
+        );
         let mask = object_mask(&protos, &[1.0, -0.5], d.bbox, b, &lb);
         let mut object = Object::new(d.clone(), b);
         object.segments = Some(largest_region_outline(&mask));

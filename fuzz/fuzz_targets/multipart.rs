@@ -5,10 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use yolod::api::multipart::{Limits, Part, boundary, parse};
 
-const LIMITS: Limits = Limits {
-    max_parts: 16,
-    max_field_bytes: 256,
-};
+const LIMITS: Limits = Limits { max_parts: 16, max_field_bytes: 256 };
 
 fn check(data: &[u8], parts: &[Part<'_>]) {
     assert!(!parts.is_empty() && parts.len() <= LIMITS.max_parts);
