@@ -68,7 +68,9 @@ pub enum ApiError {
     #[error("Model '{0}' not found: GET /v1/models lists the models this server has.")]
     UnknownModel(String),
     /// No such route.
-    #[error("Not found: {0}. Routes: POST /v1/predict[/MODEL_ID], GET /v1/models, /healthz, /readyz, /metrics.")]
+    #[error(
+        "Not found: {0}. Routes: POST /v1/predict[/MODEL_ID], GET /v1/models, /v1/stream, /v1/snapshot, /healthz, /readyz, /metrics."
+    )]
     NotFound(String),
     /// A known route asked with the wrong method.
     #[error("Method {method} is not allowed here; use {allowed}.")]

@@ -29,7 +29,7 @@ const CHUNK: usize = 4096;
 /// [-> SiLU [-> quantize]]` chain of an optimised model with one
 /// [`Activation`]; returns how many chains were fused. Runs after
 /// [`super::quantize::replace_quantize_linear`], whose op it absorbs.
-/// `own_silu`: use [`silu`]'s kernel (the same values on every machine), not
+/// `own_silu`: use `silu`'s kernel (the same values on every machine), not
 /// tract's; then values may differ from tract's plan by one int8 step.
 pub fn fuse_activations(model: &mut TypedModel, own_silu: bool) -> Result<usize> {
     let mut fused = 0;
@@ -157,7 +157,7 @@ fn spread<T: Copy>(values: &[T], channels: usize) -> Option<Vec<T>> {
 /// `quantize(silu(f32(acc + bias[c]) * scale[c]))`, element by element, c
 /// the index along `axis`; the SiLU and the quantization are optional. The
 /// SiLU is tract's own kernel for this machine, so values match its plan's,
-/// unless `own_silu` asks for [`silu`]'s.
+/// unless `own_silu` asks for `silu`'s.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Activation {
     axis: usize,

@@ -32,6 +32,9 @@ const ROUND: f32 = 12_582_912.0;
 /// `v / (1 + 2^t)`, `t = v t_scale` clamped to +-T_MAX: the kernel's
 /// formula for one value, as the portable loops run it.
 #[inline(always)]
+// max then min, not clamp: a NaN becomes -T_MAX as in the NEON kernel's
+// FMAX/FMIN, where clamp would pass it through.
+#[allow(clippy::manual_clamp)]
 fn divided(v: f32, t_scale: f32) -> f32 {
     let t = (v * t_scale).max(-T_MAX).min(T_MAX);
     let r = t + ROUND;
