@@ -23,6 +23,61 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N", env = "YOLOD_MATMUL_THREADS", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub matmul_threads: u16,
+    /// How much yolod says on stderr: error, warn, info (start-up, cameras,
+    /// stops) or debug (plans, rewrites, per-request detail). Other crates
+    /// log at warn unless RUST_LOG (e.g. `tract_core=debug`) says otherwise.
+    /// Under systemd each line carries its journald priority.
+    #[arg(long, global = true, value_name = "LEVEL", env = "YOLOD_LOG_LEVEL", default_value = "info")]
+    pub log_level: LogLevel,
+    /// A TOML file of settings: keys are the long option names (`queue = 4`,
+    /// `api-key-file = "/etc/yolod/keys"`), lists are arrays, and each
+    /// `[[camera]]` table adds a camera (`source = "/dev/video0"`). Options
+    /// given as flags or YOLOD_* variables win over the file.
+    #[arg(long, global = true, value_name = "FILE", env = "YOLOD_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl Cli {
+    /// Parses the command line (exiting with clap's message on an error),
+    /// then fills in what it left to the defaults from `--config`.
+    pub fn parse_with_config() -> Cli {
+        Self::try_parse_with_config(std::env::args_os().collect()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// [`Cli::parse_with_config`] on given arguments (the first is the program name).
+    pub fn try_parse_with_config(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = || Cli::command().long_version(crate::version::long_with_cpu());
+        let mut cmd = command();
+        let matches = cmd.try_get_matches_from_mut(&args)?;
+        let matches = match crate::config_file::merge(&cmd, &matches, &args)? {
+            Some(merged) => command().try_get_matches_from(merged)?,
+            None => matches,
+        };
+        Cli::from_arg_matches(&matches)
+    }
+}
+
+/// The levels of `--log-level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl From<LogLevel> for log::LevelFilter {
+    fn from(level: LogLevel) -> log::LevelFilter {
+        match level {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +103,19 @@ pub struct ModelArgs {
     /// Serve every *.onnx file in this directory, each under its file stem.
     #[arg(long, value_name = "DIR", env = "YOLOD_MODELS_DIR")]
     pub models_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub precision: PrecisionArg,
+}
+
+/// Which of the built-in model's two files runs.
+#[derive(Debug, Args)]
+pub struct PrecisionArg {
+    /// Precision of the built-in yolov8n: auto runs int8 on arm64 cores with
+    /// the dot-product extension (Pi 5, Jetson Orin: about 0.4x the work of
+    /// fp32, 96-100% of its detections) and fp32 elsewhere (Pi 4, Pi 3,
+    /// x86_64), where int8 is slower. A --model FILE runs as it is.
+    #[arg(long, value_name = "P", env = "YOLOD_PRECISION", default_value = "auto")]
+    pub precision: crate::model::precision::Precision,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +243,8 @@ pub struct CaptureArgs {
     /// Stop after this many processed frames (for scripts and tests).
     #[arg(long, value_name = "N")]
     pub frames: Option<u64>,
+    #[command(flatten)]
+    pub precision: PrecisionArg,
 }
 
 /// Parses `WIDTHxHEIGHT`.
@@ -194,6 +264,8 @@ pub struct InferenceArgs {
     /// Inference size, longest side, rounded up to a multiple of 32 (32 - 1280).
     #[arg(long, value_name = "N", default_value_t = 640, value_parser = clap::value_parser!(u32).range(32..=1280))]
     pub size: u32,
+    #[command(flatten)]
+    pub precision: PrecisionArg,
 }
 
 #[derive(Debug, Args)]

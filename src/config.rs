@@ -12,7 +12,7 @@ use crate::api::fetch::UrlPolicy;
 use crate::api::multipart;
 use crate::api::server::HttpConfig;
 use crate::cli::{ModelArgs, ServeArgs};
-use crate::model::registry::Sources;
+use crate::model::registry::{Embedded, Sources};
 use crate::vision::decode::DecodeLimits;
 
 /// Everything `yolod serve` runs with.
@@ -35,7 +35,12 @@ pub fn default_workers() -> usize {
 }
 
 pub fn sources(args: &ModelArgs, default: Option<String>) -> Sources {
-    Sources { files: args.model_files.clone(), dir: args.models_dir.clone(), default }
+    Sources {
+        files: args.model_files.clone(),
+        dir: args.models_dir.clone(),
+        default,
+        embedded: Embedded::new(args.precision.precision),
+    }
 }
 
 impl ServeConfig {
@@ -116,7 +121,7 @@ fn read_key_file(path: &Path) -> Result<Vec<String>> {
         use std::os::unix::fs::PermissionsExt;
         if let Ok(meta) = std::fs::metadata(path) {
             if meta.permissions().mode() & 0o077 != 0 {
-                eprintln!("yolod: warning: API key file {} is readable by other users; chmod 600 it", path.display());
+                log::warn!("API key file {} is readable by other users; chmod 600 it", path.display());
             }
         }
     }

@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use yolod::cli::{Cli, Command};
 use yolod::commands;
 
@@ -15,8 +14,15 @@ use yolod::commands;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Everything read from the environment is read here, before any thread
+    // exists (tract's pools, the model loaders).
+    let log_env = yolod::logging::LogEnv::read();
     yolod::engine::quiet_error_backtraces();
-    let cli = Cli::parse();
+    let cli = Cli::parse_with_config();
+    if let Err(e) = yolod::logging::init(cli.log_level.into(), &log_env) {
+        eprintln!("yolod: error: {e}");
+        return ExitCode::from(2);
+    }
     yolod::engine::split_matmuls(cli.matmul_threads.into());
     let result = match cli.command {
         Command::Serve(args) => commands::serve(*args),
@@ -28,7 +34,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("yolod: error: {e:#}");
+            log::error!("{e:#}");
             ExitCode::from(2)
         }
     }

@@ -69,7 +69,7 @@ pub fn run(
             Ok(Some(rgb)) => Input::Rgb(rgb),
             Ok(None) => Input::Encoded(frame.data),
             Err(e) => {
-                eprintln!("yolod: camera {source}: {e}");
+                log::warn!("camera {source}: {e}");
                 continue;
             }
         };
@@ -102,7 +102,7 @@ pub fn run(
                 line
             }
             Err(e) => {
-                eprintln!("yolod: camera {source}: frame {number}: {e}");
+                log::warn!("camera {source}: frame {number}: {e}");
                 None
             }
         };
@@ -110,7 +110,7 @@ pub fn run(
             let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = sink.write_line(&line) {
                 if sink.failed == 1 || sink.failed % 100 == 0 {
-                    eprintln!("yolod: log stream write failed ({} lines lost so far): {e}", sink.failed);
+                    log::error!("log stream write failed ({} lines lost so far): {e}", sink.failed);
                 }
             }
             drop(sink);

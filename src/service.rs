@@ -39,7 +39,7 @@ impl Notifier {
     pub fn notify(&self, message: &str) {
         if let Some((socket, addr)) = &self.target {
             if let Err(e) = socket.send_to_addr(message.as_bytes(), addr) {
-                eprintln!("yolod: warning: sd_notify failed: {e}");
+                log::warn!("sd_notify failed: {e}");
             }
         }
     }

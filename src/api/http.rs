@@ -198,7 +198,7 @@ impl Starved {
             } else {
                 String::new()
             };
-            eprintln!("yolod: cannot take a new connection ({e}{repeats}); retrying while open ones finish");
+            log::warn!("cannot take a new connection ({e}{repeats}); retrying while open ones finish");
             self.last_log = Some(Instant::now());
             self.since = 0;
         }

@@ -106,7 +106,7 @@ pub fn handle(state: &State, req: Incoming) -> Reply {
     result.unwrap_or_else(|e| {
         state.metrics.error(e.kind());
         if let ApiError::Internal(detail) = &e {
-            eprintln!("yolod: internal error on {method} {path}: {detail}");
+            log::error!("internal error on {method} {path}: {detail}");
         }
         Reply::error(&e)
     })

@@ -191,7 +191,7 @@ fn to_response(state: &State, reply: Reply, origin: Option<&str>) -> http::Respo
 /// and the calling thread lives on to serve the next request.
 pub fn guarded(context: &str, handler: impl FnOnce() -> Reply) -> Reply {
     catch_unwind(AssertUnwindSafe(handler)).unwrap_or_else(|panic| {
-        eprintln!("yolod: handler panicked on {context}: {}", panic_message(&panic));
+        log::error!("handler panicked on {context}: {}", panic_message(&panic));
         Reply::error(&ApiError::Internal(String::new()))
     })
 }

@@ -141,6 +141,9 @@ pub struct ModelEntry<'a> {
     pub input_size: u32,
     pub any_size: bool,
     pub precision: &'a str,
+    /// Why this precision runs (the built-in model, chosen per CPU).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub precision_reason: Option<&'a str>,
     pub source: &'a str,
     pub sha256: &'a str,
     pub classes: Classes<'a>,
@@ -169,6 +172,7 @@ impl<'a> ModelEntry<'a> {
             input_size: info.input_size,
             any_size: info.any_size,
             precision: info.precision,
+            precision_reason: info.precision_reason.as_deref(),
             source: &info.source,
             sha256: &info.sha256,
             classes: Classes(&info.names),

@@ -116,9 +116,9 @@ pub fn spawn_capture(
                     device::Event::Opened(description) => {
                         if ever_connected {
                             stats.reconnects.fetch_add(1, Ordering::SeqCst);
-                            eprintln!("yolod: camera {} is back ({description})", stats.source);
+                            log::info!("camera {} is back ({description})", stats.source);
                         } else {
-                            eprintln!("yolod: camera {}: {description}", stats.source);
+                            log::info!("camera {}: {description}", stats.source);
                         }
                         ever_connected = true;
                         *stats.negotiated.lock().unwrap_or_else(|e| e.into_inner()) = description;
@@ -142,7 +142,7 @@ pub fn spawn_capture(
                 if started.elapsed() > Duration::from_secs(10) {
                     backoff = Duration::from_millis(250);
                 }
-                eprintln!("yolod: camera {}: {message}; retrying in {:.2} s", stats.source, backoff.as_secs_f32());
+                log::warn!("camera {}: {message}; retrying in {:.2} s", stats.source, backoff.as_secs_f32());
                 *stats.last_error.lock().unwrap_or_else(|e| e.into_inner()) = message;
                 let until = Instant::now() + backoff;
                 while Instant::now() < until && !stop.load(Ordering::SeqCst) {

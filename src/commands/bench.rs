@@ -17,7 +17,7 @@ const STAGES: [&str; 6] = ["decode", "preprocess", "inference", "postprocess", "
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let load_start = Instant::now();
-    let model = load_model(&args.inference.model, args.inference.size)?;
+    let model = load_model(&args.inference.model, args.inference.precision.precision, args.inference.size)?;
     let load = load_start.elapsed();
     let encoded = match &args.image {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
@@ -60,7 +60,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             samples.push(t);
         }
         if last_progress.elapsed() > Duration::from_secs(5) {
-            eprintln!("bench: {}/{} runs ({} warm-up)", run + 1, total_runs, args.warmup);
+            log::info!("bench: {}/{} runs ({} warm-up)", run + 1, total_runs, args.warmup);
             last_progress = Instant::now();
         }
     }

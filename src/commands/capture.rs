@@ -56,7 +56,7 @@ pub fn capture(args: CaptureArgs) -> Result<ExitCode> {
     if args.camera.cameras.is_empty() {
         bail!("give a camera with --camera /dev/video0");
     }
-    let model = load_model(&args.model, args.camera.imgsz)?;
+    let model = load_model(&args.model, args.precision.precision, args.camera.imgsz)?;
     let (jobs, sink) = camera_jobs(&args.camera, &model, args.frames)?;
     let sink = Mutex::new(sink);
     let engine = Engine::start(jobs.len(), jobs.len(), DecodeLimits::default());
@@ -76,8 +76,8 @@ pub fn capture(args: CaptureArgs) -> Result<ExitCode> {
     });
     engine.shutdown();
     for s in &all_stats {
-        eprintln!(
-            "yolod: camera {}: {} frames captured, {} processed, {} dropped, {} reconnects",
+        log::info!(
+            "camera {}: {} frames captured, {} processed, {} dropped, {} reconnects",
             s.source,
             s.captured.load(Ordering::SeqCst),
             s.processed.load(Ordering::SeqCst),
@@ -87,7 +87,7 @@ pub fn capture(args: CaptureArgs) -> Result<ExitCode> {
     }
     let failed = sink.lock().unwrap_or_else(|e| e.into_inner()).failed;
     if failed > 0 {
-        eprintln!("yolod: {failed} log lines could not be written");
+        log::error!("{failed} log lines could not be written");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

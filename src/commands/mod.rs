@@ -1,5 +1,5 @@
-//! The four modes: `serve`, `predict`, `models`, `bench`, each a function
-//! from its parsed arguments to an exit code.
+//! The five modes: `serve`, `predict`, `models`, `bench`, `capture`, each a
+//! function from its parsed arguments to an exit code.
 
 mod bench;
 mod capture;
@@ -18,15 +18,16 @@ pub use serve::serve;
 use crate::api::wire::{self, Empty, Envelope, ModelEntry};
 use crate::cli::{ModelsArgs, PredictArgs};
 use crate::engine::{self, Input, Job};
-use crate::model::registry::{self, EMBEDDED_BYTES, EMBEDDED_ID, Registry};
+use crate::model::precision::Precision;
+use crate::model::registry::{self, EMBEDDED_ID, Embedded, Registry};
 use crate::model::{Model, Params};
 use crate::vision::decode::DecodeLimits;
 
 /// Loads just the model a CLI command names: the embedded one by id, or a
 /// file; its first plan is optimised for `size`, the size the command will run.
-fn load_model(id_or_file: &str, size: u32) -> Result<Arc<Model>> {
+fn load_model(id_or_file: &str, precision: Precision, size: u32) -> Result<Arc<Model>> {
     if id_or_file == EMBEDDED_ID {
-        return Ok(Arc::new(Model::load_warm(EMBEDDED_ID, "embedded yolov8n.onnx", EMBEDDED_BYTES, Some(size))?));
+        return Ok(Arc::new(Embedded::new(precision).load_warm(Some(size))?));
     }
     let path = std::path::Path::new(id_or_file);
     anyhow::ensure!(
@@ -44,7 +45,7 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
     if !(0.0..=0.95).contains(&args.iou) {
         anyhow::bail!("--iou {} is outside 0.0 - 0.95", args.iou);
     }
-    let model = load_model(&args.inference.model, args.inference.size)?;
+    let model = load_model(&args.inference.model, args.inference.precision.precision, args.inference.size)?;
     let params = Params { size: args.inference.size, confidence: args.confidence, iou: args.iou };
     let mut pictures = args.annotate.as_deref().map(|out| Pictures::new(out, args.images.len())).transpose()?;
     let mut stdout = std::io::stdout().lock();
@@ -64,11 +65,11 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
                     let target = pictures.path_for(path);
                     let jpeg = crate::annotate::to_jpeg(&out.image).context("encoding the picture")?;
                     std::fs::write(&target, jpeg).with_context(|| format!("writing {}", target.display()))?;
-                    eprintln!("yolod: drew {} objects on {}", out.objects.len(), target.display());
+                    log::info!("drew {} objects on {}", out.objects.len(), target.display());
                 }
             }
             Err(message) => {
-                eprintln!("yolod: {message}");
+                log::error!("{message}");
                 failed += 1;
                 wire::write(&mut stdout, &Envelope { success: false, message: &message, data: Empty {} })?;
             }
@@ -146,6 +147,9 @@ pub fn models(args: ModelsArgs) -> Result<ExitCode> {
             sizes,
             info.source
         )?;
+        if let Some(reason) = &info.precision_reason {
+            writeln!(out, "{:<20} precision {} ({reason})", "", info.precision)?;
+        }
     }
     writeln!(out, "\n* default model (POST /v1/predict). Classes: GET /v1/models or `yolod models --json`.")?;
     Ok(ExitCode::SUCCESS)

@@ -36,7 +36,7 @@ fn wait_for_stop(stop: &mpsc::Receiver<()>, notifier: &Notifier, state: &State) 
                 }
                 last_ping = Instant::now();
                 if state.engine.stalled(STUCK_JOB) {
-                    eprintln!("yolod: an inference worker is stuck; not pinging the watchdog");
+                    log::error!("an inference worker is stuck; not pinging the watchdog");
                 } else {
                     notifier.notify("WATCHDOG=1");
                 }
@@ -50,12 +50,12 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let camera_args = std::mem::replace(&mut args.camera, empty_camera_args());
     let config = ServeConfig::from_args(args)?;
-    eprintln!("yolod {}: loading models", env!("CARGO_PKG_VERSION"));
+    log::info!("version {}: loading models", env!("CARGO_PKG_VERSION"));
     let registry = Registry::load(&config.sources)?;
     for (i, m) in registry.all().iter().enumerate() {
         let info = &m.info;
-        eprintln!(
-            "yolod: model {}{}: {}, {} classes, {}x{} ({}), {}, from {}",
+        log::info!(
+            "model {}{}: {}, {} classes, {}x{} ({}), {}, from {}",
             info.id,
             if i == 0 { " (default)" } else { "" },
             info.task.as_str(),
@@ -63,7 +63,7 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
             info.input_size,
             info.input_size,
             if info.any_size { "any size" } else { "fixed size" },
-            info.precision,
+            info.precision_label(),
             info.source
         );
     }
@@ -87,7 +87,7 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
     })
     .context("installing the SIGTERM/SIGINT handler")?;
     if config.open_to_network {
-        eprintln!("yolod: WARNING: --no-auth on {}: anyone who can reach this address can use the API", config.listen);
+        log::warn!("--no-auth on {}: anyone who can reach this address can use the API", config.listen);
     }
     let models: Vec<String> = registry.all().iter().map(|m| m.info.id.clone()).collect();
     let (camera_jobs, sink) = super::capture::camera_jobs(&camera_args, registry.default_model(), None)?;
@@ -110,8 +110,8 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
         })
         .collect();
     let running = server::start(socket, state.clone()).context("starting the HTTP server")?;
-    eprintln!(
-        "yolod: ready on http://{address} in {} ms ({} workers, queue {}, auth {})",
+    log::info!(
+        "ready on http://{address} in {} ms ({} workers, queue {}, auth {})",
         started.elapsed().as_millis(),
         config.workers,
         config.queue,
@@ -124,17 +124,17 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
         "STOPPING=1\nSTATUS=stopping: finishing in-flight requests (up to {:?})",
         config.shutdown_timeout
     ));
-    eprintln!("yolod: stopping: finishing in-flight requests (up to {:?})", config.shutdown_timeout);
+    log::info!("stopping: finishing in-flight requests (up to {:?})", config.shutdown_timeout);
     camera_stop.store(true, Ordering::SeqCst);
     for t in camera_threads {
         let _ = t.join();
     }
     let left = running.shutdown(config.shutdown_timeout);
     if left > 0 {
-        eprintln!("yolod: {left} request(s) still running at the shutdown timeout were abandoned");
+        log::error!("{left} request(s) still running at the shutdown timeout were abandoned");
         return Ok(ExitCode::FAILURE);
     }
-    eprintln!("yolod: stopped");
+    log::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 

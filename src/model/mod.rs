@@ -14,6 +14,7 @@ pub mod meta;
 pub mod pack;
 #[allow(unsafe_code)]
 pub mod patches;
+pub mod precision;
 #[allow(unsafe_code)]
 pub mod quantize;
 pub mod registry;
@@ -62,6 +63,19 @@ pub struct ModelInfo {
     /// Whether `size` changes the network's input (head cut), or is fixed.
     pub any_size: bool,
     pub precision: &'static str,
+    /// Why this precision runs, for the embedded model (chosen per CPU);
+    /// `None` for a file, which runs as it is.
+    pub precision_reason: Option<String>,
+}
+
+impl ModelInfo {
+    /// The precision with why, when it was chosen: `int8 (auto: cpu has asimddp)`.
+    pub fn precision_label(&self) -> String {
+        match &self.precision_reason {
+            Some(reason) => format!("{} ({reason})", self.precision),
+            None => self.precision.to_string(),
+        }
+    }
 }
 
 /// Inference arguments, already validated.
@@ -153,6 +167,7 @@ impl Model {
             input_size,
             any_size: matches!(head, Head::Raw { .. }),
             precision,
+            precision_reason: None,
         };
         let model = Model { info, template, head, keypoints, plans: Mutex::new(VecDeque::new()) };
         let size = warm.map_or(input_size, |s| model.network_size(s));
@@ -437,7 +452,7 @@ mod tests {
     /// and with tract's: the same outputs, bit for bit.
     #[test]
     fn the_fp32_model_gives_identical_outputs_with_our_max_pool() {
-        let model = Model::load("yolov8n", "embedded", registry::EMBEDDED_BYTES).unwrap();
+        let model = Model::load("yolov8n", "embedded", registry::EMBEDDED_FP32).unwrap();
         let image = crate::vision::decode::decode(
             &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/bus.jpg")).unwrap(),
             Default::default(),
@@ -463,7 +478,7 @@ mod tests {
 
     #[test]
     fn aarch64_plans_run_every_fp32_convolution_as_a_matrix_product() {
-        let model = Model::load("yolov8n", "embedded", registry::EMBEDDED_BYTES).unwrap();
+        let model = Model::load("yolov8n", "embedded", registry::EMBEDDED_FP32).unwrap();
         let direct = |knobs| {
             let plan = model.build_plan_with(320, OwnOps::All, knobs).unwrap();
             plan.model().nodes().iter().filter(|n| n.op_is::<DirectSpatialConv>()).count()

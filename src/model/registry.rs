@@ -7,10 +7,47 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use super::Model;
+use super::precision::{self, Choice, Cpu, Precision};
 
-/// The COCO YOLOv8n compiled into the binary (see models/README.md).
+/// The COCO YOLOv8n compiled into the binary (see models/README.md), in two
+/// precisions under one id: which one runs is chosen per CPU ([`Embedded`]).
 pub const EMBEDDED_ID: &str = "yolov8n";
-pub const EMBEDDED_BYTES: &[u8] = include_bytes!("../../models/yolov8n.onnx");
+pub const EMBEDDED_FP32: &[u8] = include_bytes!("../../models/yolov8n.onnx");
+pub const EMBEDDED_INT8: &[u8] = include_bytes!("../../models/int8/yolov8n-convint.onnx");
+
+/// The built-in model in the precision chosen for this CPU.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    pub choice: Choice,
+}
+
+impl Embedded {
+    /// Resolves `asked` on the CPU this process runs on.
+    pub fn new(asked: Precision) -> Embedded {
+        Embedded { choice: precision::choose(asked, Cpu::detect()) }
+    }
+
+    pub fn bytes(&self) -> &'static [u8] {
+        if self.choice.int8 { EMBEDDED_INT8 } else { EMBEDDED_FP32 }
+    }
+
+    fn source(&self) -> &'static str {
+        if self.choice.int8 { "embedded yolov8n-convint.onnx" } else { "embedded yolov8n.onnx" }
+    }
+
+    /// Loads it, its first plan optimised for `warm` (or the export size).
+    pub fn load_warm(&self, warm: Option<u32>) -> Result<Model> {
+        let mut model = Model::load_warm(EMBEDDED_ID, self.source(), self.bytes(), warm)?;
+        model.info.precision_reason = Some(self.choice.reason.clone());
+        Ok(model)
+    }
+}
+
+impl Default for Embedded {
+    fn default() -> Embedded {
+        Embedded::new(Precision::Auto)
+    }
+}
 
 /// Loaded models by id; the first is the default for `POST /v1/predict`.
 pub struct Registry {
@@ -26,6 +63,8 @@ pub struct Sources {
     pub dir: Option<PathBuf>,
     /// Serve this id (of the files above, or the embedded one) as the default.
     pub default: Option<String>,
+    /// The built-in model's precision.
+    pub embedded: Embedded,
 }
 
 impl Registry {
@@ -44,7 +83,7 @@ impl Registry {
             ids.push(id);
         }
         let loaded: Vec<Result<Model>> = std::thread::scope(|scope| {
-            let embedded = scope.spawn(|| Model::load(EMBEDDED_ID, "embedded yolov8n.onnx", EMBEDDED_BYTES));
+            let embedded = scope.spawn(|| sources.embedded.load_warm(None));
             let others: Vec<_> =
                 files.iter().zip(&ids[1..]).map(|(file, id)| scope.spawn(move || load_file(id, file))).collect();
             std::iter::once(embedded).chain(others).map(|h| h.join().expect("model loader panicked")).collect()

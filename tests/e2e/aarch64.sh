@@ -2,10 +2,10 @@
 # The static aarch64 build, run under qemu-aarch64-static (NEON included),
 # must find what the x86_64 build finds on the test images: same class,
 # IoU >= 0.95, |confidence difference| <= 0.02, object for object.
-# The fp32 default at 640 and 320 on a cortex-a76; the int8 model
-# (models/int8/yolov8n-convint.onnx), whose packed int8 patches are ours
-# (src/model/patches.rs), on a cortex-a76 (dot-product kernels, K4 panels)
-# and a cortex-a72 (k-major panels).
+# fp32 at 640 and 320 on a cortex-a76; the built-in model under --precision
+# auto, which is int8 on a cortex-a76 (dot-product kernels, K4 panels of our
+# own int8 patches, src/model/patches.rs) and fp32 on a cortex-a72; and the
+# int8 file on a cortex-a72 (k-major panels).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 x86=target/x86_64-unknown-linux-musl/release/yolod
@@ -17,17 +17,40 @@ trap 'rm -rf "$out"' EXIT
 
 file "$arm" 2>/dev/null | grep -q 'ARM aarch64.*statically linked' || { file "$arm"; echo "expected a static aarch64 ELF" >&2; exit 1; }
 int8=models/int8/yolov8n-convint.onnx
-runs=("yolov8n cortex-a76 640" "yolov8n cortex-a76 320" "$int8 cortex-a76 320" "$int8 cortex-a72 320")
+# tract picks kernels by the core's part number, which qemu-user does not
+# emulate (/proc/cpuinfo is the host's): tell it, as bench/aarch64_cost.sh does.
+part() { [[ "$1" == cortex-a72 ]] && echo 0xd08 || echo 0xd0b; }
+arm() { # CPU ARGS...
+    local cpu=$1; shift
+    TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=$(part "$cpu") "$qemu" -cpu "$cpu" "$arm" "$@"
+}
+
+# --precision auto reads the dot-product extension from the emulated core's
+# auxiliary vector: int8 on the a76, fp32 on the a72.
+for want in "cortex-a76 int8 (auto: cpu has asimddp)" "cortex-a72 fp32 (auto: cpu lacks asimddp"; do
+    read -r cpu expected <<<"$want"
+    arm "$cpu" models >"$out/models.txt"
+    grep -qF "precision $expected" "$out/models.txt" || { echo "on $cpu expected $expected:"; cat "$out/models.txt"; exit 1; }
+    echo "$cpu: built-in model runs $expected"
+done
+
+# Like against like: each aarch64 run against x86_64 at the same precision.
+# LABEL;CPU;SIZE;AARCH64 ARGS;X86_64 ARGS
+runs=(
+    "fp32;cortex-a76;640;--precision fp32;--precision fp32"
+    "fp32;cortex-a76;320;--precision fp32;--precision fp32"
+    "auto (int8);cortex-a76;320;;--precision int8"
+    "auto (fp32);cortex-a72;320;;--precision fp32"
+    "int8 file;cortex-a72;320;--model $int8;--model $int8"
+)
 for run in "${runs[@]}"; do
-    read -r model cpu size <<<"$run"
-    args=(--size "$size")
-    [[ "$model" == yolov8n ]] || args+=(--model "$model")
-    "$x86" predict "${args[@]}" "${images[@]}" > "$out/x86.jsonl"
-    # tract picks kernels by the core's part number, which qemu-user does not
-    # emulate (/proc/cpuinfo is the host's): tell it, as bench/aarch64_cost.sh does.
-    part=$([[ "$cpu" == cortex-a72 ]] && echo 0xd08 || echo 0xd0b)
-    TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=$part "$qemu" -cpu "$cpu" "$arm" predict "${args[@]}" "${images[@]}" > "$out/arm.jsonl"
-    python3 - "$out/x86.jsonl" "$out/arm.jsonl" "$(basename "$model") on $cpu at $size" <<'PY'
+    IFS=';' read -r label cpu size arm_args x86_args <<<"$run"
+    read -ra arm_args <<<"$arm_args"
+    read -ra x86_args <<<"$x86_args"
+    "$x86" predict --size "$size" "${x86_args[@]}" "${images[@]}" > "$out/x86.jsonl"
+    arm "$cpu" predict --size "$size" "${arm_args[@]}" "${images[@]}" > "$out/arm.jsonl"
+    model="$label"
+    python3 - "$out/x86.jsonl" "$out/arm.jsonl" "$model on $cpu at $size" <<'PY'
 import json, sys
 
 def iou(a, b):

@@ -9,7 +9,7 @@ deb=$(ls -t target/"$target"/debian/yolod_*.deb | head -1)
 echo "package: $deb ($(du -h "$deb" | cut -f1))"
 contents=$(dpkg-deb -c "$deb")
 for path in ./usr/bin/yolod ./lib/systemd/system/yolod.service ./lib/systemd/system/yolod.socket \
-            ./etc/default/yolod ./usr/share/yolod/models/yolov8n.onnx ./usr/share/doc/yolod/README.md \
+            ./etc/default/yolod ./etc/yolod/yolod.toml ./usr/share/yolod/models/yolov8n.onnx ./usr/share/doc/yolod/README.md \
             ./usr/share/doc/yolod/copyright ./usr/share/doc/yolod/models.md \
             ./usr/share/yolod/models/int8/yolov8n-convint.onnx; do
     grep -q " $path\$" <<<"$contents" || { echo "missing $path in $deb:"; echo "$contents"; exit 1; }
@@ -20,11 +20,18 @@ for script in postinst prerm postrm; do
     grep -q " $script " <<<"$control" || { echo "no $script in $deb"; exit 1; }
 done
 conffiles=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
-[[ "$conffiles" == "/etc/default/yolod" ]] || { echo "conffiles: $conffiles"; exit 1; }
+[[ "$conffiles" == $'/etc/default/yolod\n/etc/yolod/yolod.toml' ]] || { echo "conffiles: $conffiles"; exit 1; }
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 dpkg-deb -x "$deb" "$root"
 "$root/usr/bin/yolod" --version
+# The packaged config parses as shipped (all commented) and with its
+# examples switched on.
+"$root/usr/bin/yolod" models --config "$root/etc/yolod/yolod.toml" >/dev/null
+sed -E 's/^#([a-z[])/\1/' "$root/etc/yolod/yolod.toml" >"$root/all-on.toml"
+"$root/usr/bin/yolod" serve --config "$root/all-on.toml" >/dev/null 2>"$root/err" && {
+    echo "the config with every example on should fail only on its missing key file:"; cat "$root/err"; exit 1; }
+grep -q "/etc/yolod/keys" "$root/err" || { echo "unexpected error from the example config:"; cat "$root/err"; exit 1; }
 "$root/usr/bin/yolod" predict tests/fixtures/images/zidane.jpg | grep -q '"name":"person"'
 "$root/usr/bin/yolod" predict --model "$root/usr/share/yolod/models/int8/yolov8n-convint.onnx" \
     tests/fixtures/images/zidane.jpg | grep -q '"name":"person"'

@@ -5,6 +5,7 @@ mod annotate;
 mod api;
 mod camera;
 mod hardening;
+mod logging;
 mod malformed;
 mod service;
 mod support;
