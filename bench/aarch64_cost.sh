@@ -36,6 +36,7 @@
 #   FLOOR_GMACS (default 4.35), QEMU (default qemu-aarch64),
 #   INSN_MODE (plugin mode, default tb; see qemu-insn/insn_count.c)
 #   CPU_PART=0  do not set TRACT_CPU_AARCH64_OVERRIDE_CPU_PART
+#   PRECISION (default fp32) the embedded model's --precision
 #
 # What the guest sees of the machine: qemu-user 7.2 emulates the CPU's
 # HWCAP (cortex-a76 has the dot product, cortex-a72 has not), but
@@ -88,6 +89,10 @@ done
 
 models=()
 [[ "$embedded" == 1 ]] && models+=(yolov8n)
+# The embedded model runs at fp32 unless PRECISION says otherwise: under
+# --precision auto it would be int8 on a cortex-a76, and the int8 ratios
+# are taken against fp32.
+embedded_precision=${PRECISION:-fp32}
 for m in ${extra[@]+"${extra[@]}"}; do
     [[ -f "$m" ]] || { echo "aarch64_cost: no model file $m" >&2; exit 2; }
     models+=("$(cd "$(dirname "$m")" && pwd)/$(basename "$m")")
@@ -117,7 +122,8 @@ run_one() { # model size cpu iterations base
     rm -f "$base.count" "$base.time"
     t0="$(date +%s.%N)"
     ${part:+env TRACT_CPU_AARCH64_OVERRIDE_CPU_PART="$part"} "$qemu" -cpu "$c" -plugin "$so,mode=$insn_mode,out=$base.count.raw" \
-        "$bin" bench --model "$m" --size "$s" --iterations "$i" --warmup 0 --inference-only \
+        "$bin" bench --model "$m" ${embedded_precision:+--precision "$embedded_precision"} \
+        --size "$s" --iterations "$i" --warmup 0 --inference-only \
         ${image:+"$image"} >"$base.log" 2>&1 || rc=$?
     t1="$(date +%s.%N)"
     if [[ "$rc" != 0 || ! -s "$base.count.raw" ]]; then

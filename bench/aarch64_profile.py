@@ -70,6 +70,8 @@ def run(args, plugin, iterations, tmp):
            "--size", str(args.size), "--iterations", str(iterations), "--warmup", "0", "--inference-only"]
     if args.model:
         cmd += ["--model", args.model]
+    else:
+        cmd += ["--precision", args.precision]
     print(f"aarch64_profile: {iterations} iteration(s) under qemu {args.cpu} ...", file=sys.stderr, flush=True)
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     blocks = []
@@ -111,6 +113,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/aarch64-unknown-linux-musl/dist/yolod"))
     ap.add_argument("--model", help="ONNX file (default: the embedded yolov8n)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "int8", "auto"],
+                    help="the embedded model's precision (default fp32: the reference the int8 ratios use)")
     ap.add_argument("--size", type=int, default=640)
     ap.add_argument("--cpu", default="cortex-a76", choices=sorted(CPU_PARTS))
     ap.add_argument("--top", type=int, default=25)
