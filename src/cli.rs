@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 
 /// yolod: YOLO object detection for edge devices. Serves the Ultralytics HUB
@@ -153,6 +154,12 @@ pub struct ServeArgs {
     /// Largest request head (request line and headers), in bytes; larger ones get 431.
     #[arg(long, value_name = "BYTES", env = "YOLOD_MAX_HEADER", default_value = "16K", value_parser = parse_bytes)]
     pub max_header: u64,
+    /// Objects kept per image at most, the most confident first: caps the
+    /// answers of both APIs, camera lines and the event stream. Frigate's
+    /// deepstack detector needs 20 or fewer (a 21st object crashes it).
+    #[arg(long, value_name = "N", env = "YOLOD_MAX_DETECTIONS", default_value_t = crate::model::MAX_DETECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..=10_000).map(|n| n as usize))]
+    pub max_detections: usize,
     /// Largest request body, in bytes (suffixes K, M, G: 10M = 10 MiB); larger ones get 413.
     #[arg(long, value_name = "BYTES", env = "YOLOD_MAX_BODY", default_value = "10M", value_parser = parse_bytes)]
     pub max_body: u64,

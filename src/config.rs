@@ -96,6 +96,7 @@ impl ServeConfig {
             http: HttpConfig {
                 keys,
                 max_body: args.max_body,
+                max_detections: args.max_detections,
                 multipart: multipart::Limits { max_parts: 16, max_field_bytes: 64 * 1024 },
                 url_policy,
                 http_threads: args.http_threads,

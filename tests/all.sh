@@ -41,6 +41,9 @@ tests/e2e/systemd.sh
 step "amd64 .deb from the same build"
 tests/e2e/package.sh x86_64-unknown-linux-musl
 
+step "DeepStack clients (deepstack-python, node-red-contrib-deepstack) against the same build"
+tests/e2e/deepstack.sh target/x86_64-unknown-linux-musl/release/yolod
+
 step "camera: a real V4L2 device (vivid) in a VM, capture across a replug"
 tests/e2e/camera.sh
 

@@ -7,6 +7,8 @@ use crate::model::Params;
 pub const DEFAULT_SIZE: u32 = 640;
 pub const DEFAULT_CONFIDENCE: f32 = 0.25;
 pub const DEFAULT_IOU: f32 = 0.45;
+/// The lowest `confidence` accepted (lower ones would keep noise).
+pub const MIN_CONFIDENCE: f32 = 0.01;
 
 /// Everything a predict request may set besides the image itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +23,7 @@ pub struct Args {
 impl Default for Args {
     fn default() -> Self {
         Args {
-            params: Params { size: DEFAULT_SIZE, confidence: DEFAULT_CONFIDENCE, iou: DEFAULT_IOU },
+            params: Params::new(DEFAULT_SIZE, DEFAULT_CONFIDENCE, DEFAULT_IOU),
             normalize: false,
             url: None,
             annotate: false,
@@ -53,7 +55,8 @@ impl Args {
                 self.params.size = size;
             }
             "confidence" | "conf" => {
-                self.params.confidence = float_in(v, 0.01, 1.0).ok_or_else(|| invalid("valid range is 0.01 - 1.0"))?
+                self.params.confidence =
+                    float_in(v, MIN_CONFIDENCE, 1.0).ok_or_else(|| invalid("valid range is 0.01 - 1.0"))?
             }
             "iou" => self.params.iou = float_in(v, 0.0, 0.95).ok_or_else(|| invalid("valid range is 0.0 - 0.95"))?,
             "normalize" => self.normalize = flag(v).ok_or_else(|| invalid(FLAG_VALUES))?,
@@ -92,7 +95,7 @@ mod tests {
     #[test]
     fn defaults_match_the_hub() {
         let a = Args::from_pairs([]).unwrap();
-        assert_eq!(a.params, Params { size: 640, confidence: 0.25, iou: 0.45 });
+        assert_eq!(a.params, Params::new(640, 0.25, 0.45));
         assert!(!a.normalize && a.url.is_none());
     }
 
@@ -126,7 +129,7 @@ mod tests {
     #[test]
     fn range_edges_are_inclusive() {
         let a = Args::from_pairs([("size", "32"), ("confidence", "1.0"), ("iou", "0")]).unwrap();
-        assert_eq!(a.params, Params { size: 32, confidence: 1.0, iou: 0.0 });
+        assert_eq!(a.params, Params::new(32, 1.0, 0.0));
         assert!(Args::from_pairs([("size", "1280"), ("confidence", "0.01"), ("iou", "0.95")]).is_ok());
     }
 

@@ -64,6 +64,10 @@ pub enum ApiError {
     /// No or wrong `x-api-key`.
     #[error("Invalid or missing API key: send it in the 'x-api-key' header.")]
     Unauthorized,
+    /// No or wrong key on a DeepStack route (form field `api_key` or
+    /// `x-api-key`), in DeepStack's own words.
+    #[error("Incorrect api key")]
+    IncorrectApiKey,
     /// MODEL_ID names no loaded model.
     #[error("Model '{0}' not found: GET /v1/models lists the models this server has.")]
     UnknownModel(String),
@@ -72,6 +76,11 @@ pub enum ApiError {
         "Not found: {0}. Routes: POST /v1/predict[/MODEL_ID], GET /v1/models, /v1/stream, /v1/snapshot, /healthz, /readyz, /metrics."
     )]
     NotFound(String),
+    /// No such DeepStack route (face, scene and the like are not served).
+    #[error(
+        "Not found: {0}. DeepStack routes here: POST /v1/vision/detection, POST /v1/vision/custom/MODEL, GET /v1/vision/custom/list; face and scene recognition are not served."
+    )]
+    NoDeepStackRoute(String),
     /// A known route asked with the wrong method.
     #[error("Method {method} is not allowed here; use {allowed}.")]
     MethodNotAllowed { method: String, allowed: &'static str },
@@ -98,8 +107,8 @@ impl ApiError {
             | ApiError::UrlFetch(_) => 400,
             ApiError::Image(DecodeError::UnsupportedFormat) => 415,
             ApiError::Image(_) => 400,
-            ApiError::Unauthorized => 401,
-            ApiError::UnknownModel(_) | ApiError::NotFound(_) => 404,
+            ApiError::Unauthorized | ApiError::IncorrectApiKey => 401,
+            ApiError::UnknownModel(_) | ApiError::NotFound(_) | ApiError::NoDeepStackRoute(_) => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::RequestTimeout { .. } | ApiError::HeadTimeout { .. } => 408,
             ApiError::PayloadTooLarge { .. } => 413,
@@ -107,6 +116,15 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::Busy { .. } | ApiError::ShuttingDown { .. } | ApiError::TooManyConnections { .. } => 503,
             ApiError::Internal(_) => 500,
+        }
+    }
+
+    /// The status on the DeepStack routes: DeepStack answers 400 to any
+    /// image it cannot read, whatever the reason; the rest is the same.
+    pub fn deepstack_status(&self) -> u16 {
+        match self {
+            ApiError::Image(_) | ApiError::UnsupportedMediaType(_) => 400,
+            e => e.status(),
         }
     }
 
@@ -137,9 +155,9 @@ impl ApiError {
             ApiError::TooManyConnections { .. } => "too_many_connections",
             ApiError::UrlDisabled => "url_disabled",
             ApiError::UrlFetch(_) => "url_fetch",
-            ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthorized | ApiError::IncorrectApiKey => "unauthorized",
             ApiError::UnknownModel(_) => "unknown_model",
-            ApiError::NotFound(_) => "not_found",
+            ApiError::NotFound(_) | ApiError::NoDeepStackRoute(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Busy { .. } => "busy",
             ApiError::ShuttingDown { .. } => "shutting_down",

@@ -1,6 +1,7 @@
 //! Routing and the handlers: `fn(&State, request parts) -> Reply`.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,12 @@ use super::fetch;
 use super::metrics::{self, STAGES};
 use super::server::State;
 use super::wire::{self, Empty, Envelope, ModelEntry};
-use crate::engine::{Busy, Input, Job, JobError};
+use crate::engine::{Busy, Input, Job, JobError, Output};
+use crate::model::{Model, Params, Timings};
+
+/// Both APIs described for tools (OpenAPI 3.1): docs/openapi.json, made
+/// from docs/openapi.yaml by docs/openapi.py.
+const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 /// A response, before it is written.
 pub struct Reply {
@@ -30,14 +36,18 @@ impl Reply {
 
     pub fn error(e: &ApiError) -> Reply {
         let message = e.to_string();
-        let mut reply = Reply::json(e.status(), &Envelope { success: false, message: &message, data: Empty {} });
+        Reply::json(e.status(), &Envelope { success: false, message: &message, data: Empty {} }).with_error_headers(e)
+    }
+
+    /// Adds the headers an error calls for (`Retry-After`, `Allow`).
+    pub fn with_error_headers(mut self, e: &ApiError) -> Reply {
         if let Some(secs) = e.retry_after() {
-            reply.headers.push(("Retry-After", secs.to_string()));
+            self.headers.push(("Retry-After", secs.to_string()));
         }
         if let ApiError::MethodNotAllowed { allowed, .. } = e {
-            reply.headers.push(("Allow", allowed.to_string()));
+            self.headers.push(("Allow", allowed.to_string()));
         }
-        reply
+        self
     }
 }
 
@@ -61,20 +71,25 @@ pub fn route_label(path: &str) -> &'static str {
         "/metrics" => "/metrics",
         "/v1/stream" => "/v1/stream",
         "/v1/snapshot" => "/v1/snapshot",
-        _ => "other",
+        "/" => "/",
+        "/openapi.json" => "/openapi.json",
+        p => super::deepstack::route_label(p).unwrap_or("other"),
+    }
+}
+
+/// `Ok` when `method` is one of `allowed` (as the `Allow` header lists them).
+pub fn check_method(method: &str, allowed: &'static str) -> Result<(), ApiError> {
+    if allowed.split(", ").any(|m| m == method) {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed { method: method.to_string(), allowed })
     }
 }
 
 pub fn handle(state: &State, req: Incoming) -> Reply {
     let (path, query) = req.url.split_once('?').unwrap_or((req.url, ""));
     let method = req.method;
-    let allow = |allowed: &'static str| -> Result<(), ApiError> {
-        if allowed.split(", ").any(|m| m == method) {
-            Ok(())
-        } else {
-            Err(ApiError::MethodNotAllowed { method: method.to_string(), allowed })
-        }
-    };
+    let allow = |allowed: &'static str| check_method(method, allowed);
     if method == "OPTIONS" && (req.header)("access-control-request-method").is_some() {
         if let Some(origin) = super::cors::allowed_origin(&state.config.cors_origins, (req.header)("origin").as_deref())
         {
@@ -87,7 +102,18 @@ pub fn handle(state: &State, req: Incoming) -> Reply {
             };
         }
     }
+    if super::deepstack::owns(path) {
+        return super::deepstack::handle(state, req);
+    }
     let result = match path {
+        "/" => allow("GET, HEAD").map(|()| root(state)),
+        "/openapi.json" => allow("GET, HEAD").map(|()| Reply {
+            status: 200,
+            content_type: "application/json",
+            body: OPENAPI.as_bytes().to_vec(),
+            headers: vec![],
+            stream: None,
+        }),
         "/healthz" => {
             allow("GET, HEAD").map(|()| Reply::json(200, &Envelope { success: true, message: "alive", data: Empty {} }))
         }
@@ -110,6 +136,15 @@ pub fn handle(state: &State, req: Incoming) -> Reply {
         }
         Reply::error(&e)
     })
+}
+
+/// What answers at `/`: Blue Iris probes it to see whether a server is up.
+fn root(state: &State) -> Reply {
+    let models: Vec<&str> = state.registry.all().iter().map(|m| m.info.id.as_str()).collect();
+    let data = serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "models": models });
+    let message =
+        "yolod is running: the HUB API at POST /v1/predict/MODEL_ID, the DeepStack API at POST /v1/vision/detection.";
+    Reply::json(200, &Envelope { success: true, message, data })
 }
 
 fn authorize(state: &State, req: &Incoming) -> Result<(), ApiError> {
@@ -291,7 +326,8 @@ fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Resul
     let content_type = (req.header)("content-type");
     let parsed = body::parse(content_type.as_deref(), &bytes, state.config.multipart)?;
     let query_pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-    let args = Args::from_pairs(query_pairs.iter().chain(&parsed.fields).map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let mut args = Args::from_pairs(query_pairs.iter().chain(&parsed.fields).map(|(k, v)| (k.as_str(), v.as_str())))?;
+    args.params.max_detections = state.config.max_detections;
     let image = match (parsed.image, &args.url) {
         (Some(image), _) => image.to_vec(),
         (None, Some(url)) => {
@@ -301,14 +337,7 @@ fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Resul
         (None, None) => return Err(ApiError::NoImage),
     };
     drop(bytes);
-    let job = Job { model: model.clone(), input: Input::Encoded(image), params: args.params };
-    let pending = state.engine.try_submit(job).map_err(|Busy| ApiError::Busy { retry_after: 1 })?;
-    let output = pending.recv().map_err(|_| ApiError::Internal("inference worker dropped the job".into()))?.map_err(
-        |e| match e {
-            JobError::Decode(d) => ApiError::Image(d),
-            JobError::Failed(detail) => ApiError::Internal(detail),
-        },
-    )?;
+    let output = run(state, &model, image, args.params)?;
     let json_start = Instant::now();
     let mut reply = if args.annotate {
         let mut picture = output.image;
@@ -320,7 +349,23 @@ fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Resul
         let objects = wire::objects(&output.objects, &model.info.names, args.normalize, output.width, output.height);
         Reply::json(200, &Envelope { success: true, message: "Inference complete.", data: objects })
     };
-    let t = output.timings;
+    record_timings(state, &mut reply, output.timings, started, json_start);
+    Ok(reply)
+}
+
+/// Runs `image` through `model` on the shared engine.
+pub fn run(state: &State, model: &Arc<Model>, image: Vec<u8>, params: Params) -> Result<Output, ApiError> {
+    let job = Job { model: model.clone(), input: Input::Encoded(image), params };
+    let pending = state.engine.try_submit(job).map_err(|Busy| ApiError::Busy { retry_after: 1 })?;
+    pending.recv().map_err(|_| ApiError::Internal("inference worker dropped the job".into()))?.map_err(|e| match e {
+        JobError::Decode(d) => ApiError::Image(d),
+        JobError::Failed(detail) => ApiError::Internal(detail),
+    })
+}
+
+/// Counts a prediction's stages in the metrics and names them in a
+/// `Server-Timing` header (the JSON's time goes with postprocess).
+pub fn record_timings(state: &State, reply: &mut Reply, t: Timings, started: Instant, json_start: Instant) {
     let total = started.elapsed();
     state.metrics.stages([t.decode, t.preprocess, t.inference, t.postprocess, total]);
     let json = json_start.elapsed();
@@ -332,12 +377,11 @@ fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Resul
         .collect::<Vec<_>>()
         .join(", ");
     reply.headers.push(("Server-Timing", timing));
-    Ok(reply)
 }
 
 /// Reads the body, refusing before reading when the declared length is over
 /// the limit, and stopping as soon as an undeclared (chunked) one passes it.
-fn read_body(state: &State, declared: Option<usize>, body: &mut dyn Read) -> Result<Vec<u8>, ApiError> {
+pub fn read_body(state: &State, declared: Option<usize>, body: &mut dyn Read) -> Result<Vec<u8>, ApiError> {
     let limit = state.config.max_body;
     if declared.is_some_and(|n| n as u64 > limit) {
         return Err(ApiError::PayloadTooLarge { limit });

@@ -28,6 +28,8 @@ pub struct HttpConfig {
     pub keys: Keys,
     /// Largest request body accepted, in bytes.
     pub max_body: u64,
+    /// Objects per answer at most (`--max-detections`).
+    pub max_detections: usize,
     pub multipart: multipart::Limits,
     /// `Some` when URL input is enabled.
     pub url_policy: Option<UrlPolicy>,

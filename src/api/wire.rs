@@ -1,5 +1,6 @@
-//! The JSON contract: serialize-only types in the shape of Ultralytics'
-//! `results[0].tojson()` and the HUB API envelope. Field order is the wire order.
+//! The JSON contracts: serialize-only types in the shape of Ultralytics'
+//! `results[0].tojson()` and the HUB API envelope, and DeepStack's /
+//! CodeProject.AI's answers. Field order is the wire order.
 
 use std::io;
 
@@ -180,6 +181,85 @@ impl<'a> ModelEntry<'a> {
     }
 }
 
+/// A DeepStack / CodeProject.AI detection answer: DeepStack's fields, then
+/// CodeProject.AI's extras, then DeepStack's `duration` (always 0).
+#[derive(Serialize)]
+pub struct DeepStackAnswer<'a> {
+    pub success: bool,
+    pub predictions: Vec<DeepStackPrediction<'a>>,
+    pub count: usize,
+    #[serde(rename = "inferenceMs")]
+    pub inference_ms: u64,
+    #[serde(rename = "processMs")]
+    pub process_ms: u64,
+    pub code: u16,
+    pub message: String,
+    pub duration: u32,
+}
+
+/// One DeepStack object: integer pixel corners of the uploaded image.
+#[derive(Serialize, Debug, PartialEq)]
+pub struct DeepStackPrediction<'a> {
+    pub label: &'a str,
+    pub confidence: f64,
+    pub x_min: u32,
+    pub y_min: u32,
+    pub x_max: u32,
+    pub y_max: u32,
+}
+
+/// Every DeepStack error: `predictions` is there (empty) because some
+/// clients read it without looking at `success`.
+#[derive(Serialize)]
+pub struct DeepStackError<'a> {
+    pub success: bool,
+    pub error: &'a str,
+    pub duration: u32,
+    pub predictions: [DeepStackPrediction<'static>; 0],
+}
+
+/// `/v1/vision/custom/list`.
+#[derive(Serialize)]
+pub struct DeepStackModels<'a> {
+    pub success: bool,
+    pub models: Vec<&'a str>,
+}
+
+/// `/v1/status/updateavailable`, as CodeProject.AI answers it to Blue Iris.
+#[derive(Serialize)]
+pub struct UpdateAvailable {
+    pub success: bool,
+    #[serde(rename = "updateAvailable")]
+    pub update_available: bool,
+}
+
+/// Detections as DeepStack predictions, most confident first: corners
+/// rounded to whole pixels and clamped to the `width` x `height` image.
+pub fn deepstack_predictions<'a>(
+    found: &[Found],
+    names: &'a [String],
+    width: u32,
+    height: u32,
+) -> Vec<DeepStackPrediction<'a>> {
+    let px = |v: f32, max: u32| v.round().clamp(0.0, max as f32) as u32;
+    let mut sorted: Vec<&Found> = found.iter().collect();
+    sorted.sort_by(|a, b| b.detection.confidence.total_cmp(&a.detection.confidence));
+    sorted
+        .into_iter()
+        .map(|o| {
+            let d = &o.detection;
+            DeepStackPrediction {
+                label: names.get(d.class).map(String::as_str).unwrap_or("unknown"),
+                confidence: round5(d.confidence),
+                x_min: px(d.bbox.x1, width),
+                y_min: px(d.bbox.y1, height),
+                x_max: px(d.bbox.x2, width),
+                y_max: px(d.bbox.y2, height),
+            }
+        })
+        .collect()
+}
+
 /// Serializes `value` as one JSON document to `out`.
 pub fn write<T: Serialize>(out: impl io::Write, value: &T) -> io::Result<()> {
     serde_json::to_writer(out, value).map_err(io::Error::other)
@@ -236,6 +316,30 @@ mod tests {
         let json = String::from_utf8(to_vec(&Classes(&names))).unwrap();
         assert!(json.starts_with(r#"{"0":"c0","1":"c1","2":"c2""#), "{json}");
         assert!(json.ends_with(r#""10":"c10","11":"c11"}"#), "{json}");
+    }
+
+    #[test]
+    fn deepstack_predictions_are_sorted_whole_pixels_inside_the_image() {
+        let names = vec!["person".to_string(), "bus".to_string()];
+        let det = |class, confidence, bbox| Found::new(Detection { class, confidence, bbox, anchor: 0 }, bbox);
+        let found = [
+            det(0, 0.5, BBox { x1: -3.2, y1: 10.49, x2: 40.5, y2: 60.0 }),
+            det(1, 0.9, BBox { x1: 5.0, y1: 6.0, x2: 120.7, y2: 99.6 }),
+        ];
+        let json = String::from_utf8(to_vec(&deepstack_predictions(&found, &names, 100, 80))).unwrap();
+        assert_eq!(
+            json,
+            r#"[{"label":"bus","confidence":0.9,"x_min":5,"y_min":6,"x_max":100,"y_max":80},{"label":"person","confidence":0.5,"x_min":0,"y_min":10,"x_max":41,"y_max":60}]"#
+        );
+    }
+
+    #[test]
+    fn deepstack_errors_carry_empty_predictions() {
+        let body = to_vec(&DeepStackError { success: false, error: "Incorrect api key", duration: 0, predictions: [] });
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            r#"{"success":false,"error":"Incorrect api key","duration":0,"predictions":[]}"#
+        );
     }
 
     #[test]

@@ -12,13 +12,19 @@ use crate::camera::pixel::PixelFormat;
 use crate::camera::{CameraConfig, CameraStats};
 use crate::cli::{CameraArgs, CaptureArgs};
 use crate::engine::Engine;
-use crate::model::{Model, Params};
+use crate::model::{MAX_DETECTIONS, Model, Params};
 use crate::pipeline::{self, CameraJob};
 use crate::sink::{Emit, Sink, Target};
 use crate::vision::decode::DecodeLimits;
 
-/// The validated camera side of the options: one job per camera, and the sink.
-pub fn camera_jobs(args: &CameraArgs, model: &Arc<Model>, max_frames: Option<u64>) -> Result<(Vec<CameraJob>, Sink)> {
+/// The validated camera side of the options: one job per camera, and the
+/// sink. Each frame keeps at most `max_detections` objects.
+pub fn camera_jobs(
+    args: &CameraArgs,
+    model: &Arc<Model>,
+    max_frames: Option<u64>,
+    max_detections: usize,
+) -> Result<(Vec<CameraJob>, Sink)> {
     let format = match args.format.to_ascii_lowercase().as_str() {
         "auto" => None,
         f => {
@@ -44,7 +50,7 @@ pub fn camera_jobs(args: &CameraArgs, model: &Arc<Model>, max_frames: Option<u64
         .map(|device| CameraJob {
             config: CameraConfig { device: device.clone(), size: args.frame_size, format, fps: args.fps },
             model: model.clone(),
-            params: Params { size: args.imgsz, confidence: args.confidence, iou: 0.45 },
+            params: Params { max_detections, ..Params::new(args.imgsz, args.confidence, 0.45) },
             emit,
             max_frames,
         })
@@ -57,7 +63,7 @@ pub fn capture(args: CaptureArgs) -> Result<ExitCode> {
         bail!("give a camera with --camera /dev/video0");
     }
     let model = load_model(&args.model, args.precision.precision, args.camera.imgsz)?;
-    let (jobs, sink) = camera_jobs(&args.camera, &model, args.frames)?;
+    let (jobs, sink) = camera_jobs(&args.camera, &model, args.frames, MAX_DETECTIONS)?;
     let sink = Mutex::new(sink);
     let engine = Engine::start(jobs.len(), jobs.len(), DecodeLimits::default());
     let stop = Arc::new(AtomicBool::new(false));

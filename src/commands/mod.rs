@@ -46,7 +46,7 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
         anyhow::bail!("--iou {} is outside 0.0 - 0.95", args.iou);
     }
     let model = load_model(&args.inference.model, args.inference.precision.precision, args.inference.size)?;
-    let params = Params { size: args.inference.size, confidence: args.confidence, iou: args.iou };
+    let params = Params::new(args.inference.size, args.confidence, args.iou);
     let mut pictures = args.annotate.as_deref().map(|out| Pictures::new(out, args.images.len())).transpose()?;
     let mut stdout = std::io::stdout().lock();
     let mut failed = 0;

@@ -90,7 +90,8 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
         log::warn!("--no-auth on {}: anyone who can reach this address can use the API", config.listen);
     }
     let models: Vec<String> = registry.all().iter().map(|m| m.info.id.clone()).collect();
-    let (camera_jobs, sink) = super::capture::camera_jobs(&camera_args, registry.default_model(), None)?;
+    let (camera_jobs, sink) =
+        super::capture::camera_jobs(&camera_args, registry.default_model(), None, config.http.max_detections)?;
     let camera_stats: Vec<Arc<CameraStats>> = camera_jobs
         .iter()
         .map(|j| Arc::new(CameraStats { source: j.config.device.display().to_string(), ..Default::default() }))

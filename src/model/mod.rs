@@ -44,7 +44,8 @@ pub use meta::Task;
 const MAX_STRIDE: u32 = 32;
 /// Optimised plans kept per model (one per input size).
 const PLAN_CACHE: usize = 4;
-/// Objects returned per image at most, as Ultralytics' `max_det`.
+/// Objects returned per image at most, as Ultralytics' `max_det`: the
+/// default of `serve --max-detections`, and what the other commands keep.
 pub const MAX_DETECTIONS: usize = 300;
 
 /// What a loaded model is, for `/v1/models`, `yolod models` and the logs.
@@ -84,6 +85,23 @@ pub struct Params {
     pub size: u32,
     pub confidence: f32,
     pub iou: f32,
+    /// Objects kept at most (the best ones).
+    pub max_detections: usize,
+    /// Run an image smaller than `size` at its own longest side (rounded up
+    /// to the stride) instead of scaling it up: a 320x320 crop runs at 320.
+    pub shrink_to_image: bool,
+}
+
+impl Params {
+    /// `size`, `confidence` and `iou`, with the default cap and no shrinking.
+    pub fn new(size: u32, confidence: f32, iou: f32) -> Params {
+        Params { size, confidence, iou, max_detections: MAX_DETECTIONS, shrink_to_image: false }
+    }
+
+    /// The size asked of the network for an image of `width` x `height`.
+    pub fn size_for(&self, width: u32, height: u32) -> u32 {
+        if self.shrink_to_image { self.size.min(width.max(height).max(1)) } else { self.size }
+    }
 }
 
 /// Wall time spent in each stage of one prediction.
@@ -236,7 +254,7 @@ impl Model {
     /// NMS, masks or keypoints. Coordinates come back in the image's pixels, best first.
     pub fn predict(&self, image: &Rgb, params: &Params, timings: &mut Timings) -> Result<Vec<Object>> {
         let start = Instant::now();
-        let prepared = self.prepare(image, params.size)?;
+        let prepared = self.prepare(image, params.size_for(image.width, image.height))?;
         timings.preprocess = start.elapsed();
         let start = Instant::now();
         let outputs = self.infer(&prepared)?;
@@ -288,7 +306,8 @@ impl Model {
                     })
                     .collect::<Result<Vec<_>>>()?;
                 let extra = outputs[n..n + e].iter().map(plane_view).collect::<Result<Vec<_>>>()?;
-                let kept = nms::nms(detect::decode_head(&head, classes, params.confidence), params.iou, MAX_DETECTIONS);
+                let kept =
+                    nms::nms(detect::decode_head(&head, classes, params.confidence), params.iou, params.max_detections);
                 let protos = outputs.get(n + e).map(protos_view).transpose()?;
                 kept.into_iter()
                     .map(|det| {
@@ -321,7 +340,7 @@ impl Model {
                 let kept = nms::nms(
                     detect::decode_exported(data, anchors, classes, params.confidence),
                     params.iou,
-                    MAX_DETECTIONS,
+                    params.max_detections,
                 );
                 let protos = outputs.get(1).map(protos_view).transpose()?;
                 kept.into_iter()
@@ -447,6 +466,15 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use tract_onnx::tract_core::ops::cnn::conv::DirectSpatialConv;
+
+    #[test]
+    fn shrinking_runs_small_pictures_at_their_own_size_and_never_above_size() {
+        let shrink = Params { shrink_to_image: true, ..Params::new(640, 0.4, 0.45) };
+        assert_eq!(shrink.size_for(320, 320), 320);
+        assert_eq!(shrink.size_for(100, 60), 100);
+        assert_eq!(shrink.size_for(1280, 720), 640);
+        assert_eq!(Params::new(640, 0.4, 0.45).size_for(320, 320), 640);
+    }
 
     /// The fp32 model with our ops (of which only the max pool applies)
     /// and with tract's: the same outputs, bit for bit.

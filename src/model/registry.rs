@@ -49,6 +49,11 @@ impl Default for Embedded {
     }
 }
 
+/// The one id no model may have: `/v1/vision/custom/list` (the DeepStack
+/// model list) would hide `/v1/vision/custom/{id}`, and DeepStack ids match
+/// ignoring case.
+pub const LIST_ID: &str = "list";
+
 /// Loaded models by id; the first is the default for `POST /v1/predict`.
 pub struct Registry {
     models: Vec<Arc<Model>>,
@@ -77,6 +82,12 @@ impl Registry {
         let mut ids: Vec<String> = vec![EMBEDDED_ID.to_string()];
         for file in &files {
             let id = model_id(file)?;
+            if id.eq_ignore_ascii_case(LIST_ID) {
+                bail!(
+                    "model file {} would be served as {id:?}, a name the DeepStack model list (/v1/vision/custom/list) takes; rename the file",
+                    file.display()
+                );
+            }
             if ids.contains(&id) {
                 bail!("two models are named {id:?} (model ids are file stems); rename {}", file.display());
             }

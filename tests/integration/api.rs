@@ -1,4 +1,4 @@
-//! The HTTP contract of ../shared/API.md, checked against the real binary on
+//! The HTTP contract of docs/API.md (HUB), checked against the real binary on
 //! a free port: routes, statuses, messages, bodies, aliases, auth, limits.
 
 use std::time::Duration;

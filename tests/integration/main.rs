@@ -4,6 +4,7 @@
 mod annotate;
 mod api;
 mod camera;
+mod deepstack;
 mod hardening;
 mod logging;
 mod malformed;
