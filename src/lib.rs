@@ -12,6 +12,7 @@ pub mod engine;
 pub mod model;
 pub mod pipeline;
 pub mod service;
+pub mod signals;
 pub mod sink;
 pub mod version;
 pub mod vision;

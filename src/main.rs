@@ -15,11 +15,13 @@ use yolod::commands;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // The environment is read and edited here, while main is the only thread.
     yolod::engine::quiet_error_backtraces();
+    let activated = yolod::service::take_activated_listener();
     let cli = Cli::parse();
     yolod::engine::split_matmuls(cli.matmul_threads.into());
     let result = match cli.command {
-        Command::Serve(args) => commands::serve(*args),
+        Command::Serve(args) => commands::serve(*args, activated),
         Command::Predict(args) => commands::predict(args),
         Command::Models(args) => commands::models(args),
         Command::Bench(args) => commands::bench(args),

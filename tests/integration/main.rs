@@ -6,6 +6,7 @@ mod api;
 mod camera;
 mod hardening;
 mod malformed;
+mod reliability;
 mod service;
 mod support;
 mod tasks;
