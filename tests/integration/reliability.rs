@@ -151,14 +151,23 @@ fn sighup_reloads_the_key_file_and_the_process_keeps_serving() {
     let models = |key: &str| get(&server.url("/v1/models"), &[("x-api-key", key)]).status;
     assert_eq!((models("first-key"), models("second-key")), (200, 401));
     std::fs::write(&keys, "# rotated\nsecond-key\n").unwrap();
-    // A request in flight across the reload is answered.
-    let url = server.url("/v1/predict");
-    let in_flight = std::thread::spawn(move || {
-        post(&url, &[("Content-Type", "image/jpeg"), ("x-api-key", "first-key")], &image("bus.jpg")).status
-    });
+    // A request in flight across the reload (authorised, half its body sent) is answered.
+    let bus = image("bus.jpg");
+    let mut conn = std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "POST /v1/predict HTTP/1.1\r\nContent-Type: image/jpeg\r\nx-api-key: first-key\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        bus.len()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(&bus[..bus.len() / 2]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     signal(&server, "HUP");
     wait_stderr(&server, "yolod: reloaded", 1);
-    assert_eq!(in_flight.join().unwrap(), 200);
+    conn.write_all(&bus[bus.len() / 2..]).unwrap();
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     assert_eq!((models("first-key"), models("second-key")), (401, 200));
     // A key file that became unreadable or empty keeps the keys in force.
     std::fs::write(&keys, "# nothing\n").unwrap();
