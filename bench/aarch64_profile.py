@@ -27,7 +27,7 @@ import tempfile
 from collections import defaultdict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CPU_PARTS = {"cortex-a76": "0xd0b", "cortex-a72": "0xd08"}
+CPU_PARTS = {"cortex-a76": "0xd0b", "cortex-a72": "0xd08", "cortex-a53": "0xd03"}
 
 # Kinds of work, first match wins (demangled names). Names starting with a
 # dot are the local labels of tract-linalg's assembly matmul kernels (the

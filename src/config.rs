@@ -1,8 +1,8 @@
 //! Stage two of the options: validated, resolved settings. Reading the API
-//! key file happens here, once, at start-up.
+//! key file happens here, at start-up (and again on SIGHUP, see [`KeySources`]).
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -27,6 +27,26 @@ pub struct ServeConfig {
     pub shutdown_timeout: Duration,
     /// Warn at start-up: a non-loopback listener without keys.
     pub open_to_network: bool,
+    /// Where the keys come from, to read them again on SIGHUP.
+    pub key_sources: KeySources,
+}
+
+/// The keys given on the command line and the key file, if any.
+#[derive(Debug, Clone)]
+pub struct KeySources {
+    keys: Vec<String>,
+    pub file: Option<PathBuf>,
+}
+
+impl KeySources {
+    /// The keys given, with the key file read now.
+    pub fn load(&self) -> Result<Keys> {
+        let mut keys = self.keys.clone();
+        if let Some(file) = &self.file {
+            keys.extend(read_key_file(file)?);
+        }
+        Ok(Keys::new(keys.iter().map(|k| k.trim())))
+    }
 }
 
 /// Default inference workers: one per CPU, at most 4 (a Pi 4/5 has 4 cores).
@@ -51,11 +71,8 @@ impl ServeConfig {
             .with_context(|| format!("--listen {:?} is not an address like 127.0.0.1:8080", args.listen))?
             .next()
             .with_context(|| format!("--listen {:?} resolves to no address", args.listen))?;
-        let mut keys: Vec<String> = args.api_keys.clone();
-        if let Some(file) = &args.api_key_file {
-            keys.extend(read_key_file(file)?);
-        }
-        let keys = Keys::new(keys.iter().map(|k| k.trim()));
+        let key_sources = KeySources { keys: args.api_keys.clone(), file: args.api_key_file.clone() };
+        let keys = key_sources.load()?;
         let open_to_network = !listen.ip().is_loopback() && keys.is_empty();
         if open_to_network && !args.no_auth {
             bail!(
@@ -109,6 +126,7 @@ impl ServeConfig {
             },
             shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
             open_to_network,
+            key_sources,
         })
     }
 }

@@ -42,6 +42,9 @@ pub enum JobError {
     /// The image could not be decoded.
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// The input size needs a new plan and the model's ration of new plans is used up.
+    #[error(transparent)]
+    SizeBudget(#[from] crate::model::plans::SizeBudget),
     /// Inference failed or panicked; a bug, details for the log.
     #[error("{0}")]
     Failed(String),
@@ -169,13 +172,17 @@ pub fn split_matmuls(threads: usize) {
 /// model 2.4x slower on x86 (1.56 against 0.65 s) and 2.9x on aarch64 (5.6
 /// against 1.9 G instructions). yolod's own errors are messages; panics
 /// still print their backtrace with RUST_BACKTRACE=1. Call it first thing
-/// in `main`, before any thread starts.
+/// in `main`: once another thread exists it changes nothing (the edit would
+/// race with that thread's reads of the environment) and returns false.
 #[allow(unsafe_code)]
-pub fn quiet_error_backtraces() {
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: called at the start of main, while the process has one thread.
-        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+pub fn quiet_error_backtraces() -> bool {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_some() {
+        return true;
     }
+    crate::service::env_edit(|| {
+        // SAFETY: `env_edit` runs this only while the process has one thread.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    })
 }
 
 /// Decode (if needed), then predict.
@@ -187,8 +194,10 @@ pub fn process(job: Job, limits: DecodeLimits) -> JobResult {
         Input::Rgb(rgb) => rgb,
     };
     timings.decode = start.elapsed();
-    let objects =
-        job.model.predict(&image, &job.params, &mut timings).map_err(|e| JobError::Failed(format!("{e:#}")))?;
+    let objects = job.model.predict(&image, &job.params, &mut timings).map_err(|e| match e.downcast() {
+        Ok(budget) => JobError::SizeBudget(budget),
+        Err(e) => JobError::Failed(format!("{e:#}")),
+    })?;
     Ok(Output { width: image.width, height: image.height, objects, timings, image })
 }
 

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod model;
 pub mod pipeline;
 pub mod service;
+pub mod signals;
 pub mod sink;
 pub mod version;
 pub mod vision;

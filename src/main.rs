@@ -14,18 +14,19 @@ use yolod::commands;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // Everything read from the environment is read here, before any thread
-    // exists (tract's pools, the model loaders).
+    // Everything read from the environment is read (and edited) here, while
+    // main is the only thread (before tract's pools and the model loaders).
     let log_env = yolod::logging::LogEnv::read();
-    yolod::engine::quiet_error_backtraces();
     let cli = Cli::parse_with_config();
     if let Err(e) = yolod::logging::init(cli.log_level.into(), &log_env) {
         eprintln!("yolod: error: {e}");
         return ExitCode::from(2);
     }
+    yolod::engine::quiet_error_backtraces();
+    let activated = yolod::service::take_activated_listener();
     yolod::engine::split_matmuls(cli.matmul_threads.into());
     let result = match cli.command {
-        Command::Serve(args) => commands::serve(*args),
+        Command::Serve(args) => commands::serve(*args, activated),
         Command::Predict(args) => commands::predict(args),
         Command::Models(args) => commands::models(args),
         Command::Bench(args) => commands::bench(args),

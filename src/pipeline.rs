@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::api::wire::{self, FrameLine, Speed};
 use crate::camera::{self, CameraConfig, CameraStats, Latest};
-use crate::engine::{Engine, Input, Job};
+use crate::engine::{Engine, Input, Job, JobError};
 use crate::model::{Model, Params};
 use crate::sink::{self, Emit, Filter, Sink};
 use crate::vision::Object;
@@ -69,12 +69,16 @@ pub fn run(
             Ok(Some(rgb)) => Input::Rgb(rgb),
             Ok(None) => Input::Encoded(frame.data),
             Err(e) => {
-                log::warn!("camera {source}: {e}");
+                corrupt_frame(&stats, &source, number, &e);
                 continue;
             }
         };
         let convert = start.elapsed();
         let result = engine.run(Job { model: job.model.clone(), input, params: job.params });
+        if let Err(JobError::Decode(e)) = &result {
+            corrupt_frame(&stats, &source, number, e);
+            continue;
+        }
         let processed = stats.processed.fetch_add(1, Ordering::SeqCst) + 1;
         let line = match result {
             Ok(out) => {
@@ -121,4 +125,13 @@ pub fn run(
         }
     }
     let _ = capture.join();
+}
+
+/// Counts a frame refused before inference, and says so in the log: the
+/// first time, then every hundredth.
+fn corrupt_frame(stats: &CameraStats, source: &str, number: u64, why: &dyn std::fmt::Display) {
+    let n = stats.corrupt.fetch_add(1, Ordering::SeqCst) + 1;
+    if n == 1 || n % 100 == 0 {
+        log::warn!("camera {source}: frame {number} dropped: {why} ({n} corrupt frames so far)");
+    }
 }

@@ -58,24 +58,48 @@ pub fn watchdog_interval() -> Option<Duration> {
 }
 
 /// The listening socket systemd passed us (`yolod.socket`), if any. Checks
-/// `LISTEN_PID` so a socket meant for a parent is never taken.
-pub fn activated_listener() -> Option<TcpListener> {
+/// `LISTEN_PID` so a socket meant for a parent is never taken. Call it at
+/// the top of `main`, before any thread exists: it unsets `LISTEN_PID`,
+/// `LISTEN_FDS` and `LISTEN_FDNAMES` (as `sd_listen_fds(1)` does, so that
+/// children do not inherit them), and does so only while the process has
+/// one thread (see [`env_edit`]). Called twice, the second call finds
+/// nothing, so fd 3 is taken at most once.
+pub fn take_activated_listener() -> Option<TcpListener> {
     let pid: u32 = std::env::var("LISTEN_PID").ok()?.trim().parse().ok()?;
     let fds: i32 = std::env::var("LISTEN_FDS").ok()?.trim().parse().ok()?;
     if pid != std::process::id() || fds < 1 {
         return None;
     }
-    // SAFETY: systemd guarantees fd 3 is an open socket handed to this pid
-    // (checked above); we take ownership of it exactly once.
-    let listener = unsafe { TcpListener::from_raw_fd(LISTEN_FDS_START) };
-    // SAFETY: unsetting the variables before any other thread reads them, as
-    // sd_listen_fds(unset_environment=1) does, so children do not inherit them.
-    unsafe {
-        std::env::remove_var("LISTEN_PID");
-        std::env::remove_var("LISTEN_FDS");
-        std::env::remove_var("LISTEN_FDNAMES");
+    let unset = env_edit(|| {
+        // SAFETY: `env_edit` runs this only while no other thread exists
+        // that could read or write the environment at the same time.
+        unsafe {
+            std::env::remove_var("LISTEN_PID");
+            std::env::remove_var("LISTEN_FDS");
+            std::env::remove_var("LISTEN_FDNAMES");
+        }
+    });
+    if !unset {
+        // Taking fd 3 without unsetting the variables could take it twice.
+        log::warn!("socket activation ignored: it must be taken before any thread starts");
+        return None;
     }
-    Some(listener)
+    // SAFETY: systemd guarantees fd 3 is an open socket handed to this pid
+    // (checked above); the variables are gone, so no later call takes it again.
+    Some(unsafe { TcpListener::from_raw_fd(LISTEN_FDS_START) })
+}
+
+/// Runs `edit` (which changes the environment) only if this process has a
+/// single thread, and says whether it ran. `setenv` and `unsetenv` race with
+/// every `getenv` on other threads (tract's pool, the model loaders, DNS
+/// lookups), so editing the environment is sound only while no other thread
+/// exists; a thread count of 1 cannot grow while this one is busy here.
+pub fn env_edit(edit: impl FnOnce()) -> bool {
+    let alone = std::fs::read_dir("/proc/self/task").map(|tasks| tasks.count() == 1).unwrap_or(false);
+    if alone {
+        edit();
+    }
+    alone
 }
 
 #[cfg(test)]
@@ -95,6 +119,17 @@ mod tests {
         let mut buf = [0u8; 64];
         let n = listener.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"READY=1\nSTATUS=serving");
+    }
+
+    /// The test harness runs tests on threads of their own: the environment
+    /// must not be edited here, and the edit must not run.
+    #[test]
+    fn the_environment_is_edited_only_while_the_process_has_one_thread() {
+        let parked = std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_millis(200)));
+        let mut ran = false;
+        assert!(!env_edit(|| ran = true));
+        assert!(!ran);
+        parked.join().unwrap();
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub fn handle(state: &State, req: Incoming) -> Reply {
     result.unwrap_or_else(|e| {
         state.metrics.error(e.kind());
         if let ApiError::Internal(detail) = &e {
-            eprintln!("yolod: internal error on {method} {path}: {detail}");
+            log::error!("internal error on {method} {path}: {detail}");
         }
         let message = e.to_string();
         let error = DeepStackError { success: false, error: &message, duration: 0, predictions: [] };

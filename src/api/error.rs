@@ -87,6 +87,12 @@ pub enum ApiError {
     /// The inference queue is full.
     #[error("Server busy: the inference queue is full. Retry after {retry_after} s.")]
     Busy { retry_after: u32 },
+    /// The size needs a new plan and the model's ration of new plans per minute is used up.
+    #[error(
+        "Server busy: {} new input sizes were optimised for this model in the last minute, the most it allows. Use a size already in use (or none), or retry after {retry_after} s.",
+        crate::model::plans::BUILDS_PER_MINUTE
+    )]
+    SizeBudget { retry_after: u32 },
     /// The server is stopping.
     #[error("Server is shutting down. Retry after {retry_after} s.")]
     ShuttingDown { retry_after: u32 },
@@ -114,7 +120,10 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::HeaderTooLarge { .. } => 431,
             ApiError::UnsupportedMediaType(_) => 415,
-            ApiError::Busy { .. } | ApiError::ShuttingDown { .. } | ApiError::TooManyConnections { .. } => 503,
+            ApiError::Busy { .. }
+            | ApiError::SizeBudget { .. }
+            | ApiError::ShuttingDown { .. }
+            | ApiError::TooManyConnections { .. } => 503,
             ApiError::Internal(_) => 500,
         }
     }
@@ -132,6 +141,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u32> {
         match self {
             ApiError::Busy { retry_after }
+            | ApiError::SizeBudget { retry_after }
             | ApiError::ShuttingDown { retry_after }
             | ApiError::TooManyConnections { retry_after } => Some(*retry_after),
             _ => None,
@@ -160,6 +170,7 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::NoDeepStackRoute(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Busy { .. } => "busy",
+            ApiError::SizeBudget { .. } => "size_budget",
             ApiError::ShuttingDown { .. } => "shutting_down",
             ApiError::Internal(_) => "internal",
         }

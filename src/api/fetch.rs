@@ -2,6 +2,12 @@
 //! limit, never from loopback, private or link-local addresses unless the
 //! operator allows it. The address policy sits in the resolver, so it also
 //! holds for every redirect and cannot be dodged by DNS tricks between check and connect.
+//!
+//! Proxy variables (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, lower case too)
+//! are ignored here. Through a proxy the resolver would see only the proxy's
+//! address: a proxy on the LAN would then fetch any internal target for the
+//! client, and a proxy on loopback would make every `url=` fail as if the
+//! target were private. The device fetches directly or not at all.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -83,6 +89,8 @@ pub fn fetch(url: &str, policy: UrlPolicy) -> Result<Vec<u8>, String> {
         .max_redirects(3)
         .http_status_as_error(false)
         .user_agent(concat!("yolod/", env!("CARGO_PKG_VERSION")))
+        // Not the environment's proxy (see the top of this file).
+        .proxy(None)
         .build();
     let resolver = PolicyResolver { allow_private: policy.allow_private, inner: DefaultResolver::default() };
     let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), resolver);

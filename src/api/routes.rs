@@ -148,7 +148,8 @@ fn root(state: &State) -> Reply {
 }
 
 fn authorize(state: &State, req: &Incoming) -> Result<(), ApiError> {
-    if state.config.keys.allows((req.header)("x-api-key").as_deref()) { Ok(()) } else { Err(ApiError::Unauthorized) }
+    let keys = state.keys.read().unwrap_or_else(|e| e.into_inner());
+    if keys.allows((req.header)("x-api-key").as_deref()) { Ok(()) } else { Err(ApiError::Unauthorized) }
 }
 
 fn readyz(state: &State) -> Reply {
@@ -160,7 +161,8 @@ fn readyz(state: &State) -> Reply {
         (false, 0) => "ready",
         _ => "a camera is not streaming (yolod keeps retrying)",
     };
-    let ids: Vec<&str> = state.registry.all().iter().map(|m| m.info.id.as_str()).collect();
+    let models = state.registry.all();
+    let ids: Vec<&str> = models.iter().map(|m| m.info.id.as_str()).collect();
     let cameras: Vec<serde_json::Value> = state
         .cameras
         .iter()
@@ -173,6 +175,7 @@ fn readyz(state: &State) -> Reply {
                 "frames_captured": c.captured.load(Ordering::SeqCst),
                 "frames_processed": c.processed.load(Ordering::SeqCst),
                 "frames_dropped": c.dropped.load(Ordering::SeqCst),
+                "frames_corrupt": c.corrupt.load(Ordering::SeqCst),
                 "reconnects": c.reconnects.load(Ordering::SeqCst),
             })
         })
@@ -229,8 +232,8 @@ fn snapshot(state: &State, query: &str) -> Result<Reply, ApiError> {
 }
 
 fn models(state: &State) -> Reply {
-    let entries: Vec<ModelEntry> =
-        state.registry.all().iter().enumerate().map(|(i, m)| ModelEntry::new(&m.info, i == 0)).collect();
+    let models = state.registry.all();
+    let entries: Vec<ModelEntry> = models.iter().enumerate().map(|(i, m)| ModelEntry::new(&m.info, i == 0)).collect();
     Reply::json(200, &Envelope { success: true, message: "Models loaded on this server.", data: entries })
 }
 
@@ -249,7 +252,9 @@ fn metrics_reply(state: &State) -> Reply {
     ];
     for c in &state.cameras {
         let src = metrics::label(&c.source);
-        for (kind, counter) in [("captured", &c.captured), ("processed", &c.processed), ("dropped", &c.dropped)] {
+        for (kind, counter) in
+            [("captured", &c.captured), ("processed", &c.processed), ("dropped", &c.dropped), ("corrupt", &c.corrupt)]
+        {
             let labels = format!("{{source=\"{src}\",kind=\"{kind}\"}}");
             gauges.push((
                 "yolod_camera_frames_total",
@@ -320,8 +325,7 @@ fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Resul
     let model = match id {
         None => state.registry.default_model(),
         Some(id) => state.registry.get(id).ok_or_else(|| ApiError::UnknownModel(super::error::echo(id)))?,
-    }
-    .clone();
+    };
     let bytes = read_body(state, req.body_len, req.body)?;
     let content_type = (req.header)("content-type");
     let parsed = body::parse(content_type.as_deref(), &bytes, state.config.multipart)?;
@@ -359,6 +363,7 @@ pub fn run(state: &State, model: &Arc<Model>, image: Vec<u8>, params: Params) ->
     let pending = state.engine.try_submit(job).map_err(|Busy| ApiError::Busy { retry_after: 1 })?;
     pending.recv().map_err(|_| ApiError::Internal("inference worker dropped the job".into()))?.map_err(|e| match e {
         JobError::Decode(d) => ApiError::Image(d),
+        JobError::SizeBudget(b) => ApiError::SizeBudget { retry_after: b.retry_after },
         JobError::Failed(detail) => ApiError::Internal(detail),
     })
 }

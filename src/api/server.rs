@@ -55,6 +55,8 @@ pub struct State {
     pub engine: Engine,
     pub metrics: Metrics,
     pub config: HttpConfig,
+    /// The API keys in force: `config.keys` at start, re-read on SIGHUP.
+    pub keys: std::sync::RwLock<Keys>,
     /// Cameras this process reads (serve --camera).
     pub cameras: Vec<Arc<CameraStats>>,
     /// SSE clients of the camera log stream.
@@ -74,6 +76,7 @@ impl State {
             registry,
             engine,
             metrics: Metrics::default(),
+            keys: std::sync::RwLock::new(config.keys.clone()),
             config,
             cameras,
             hub,

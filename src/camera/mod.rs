@@ -62,6 +62,9 @@ pub struct CameraStats {
     pub processed: AtomicU64,
     /// Frames replaced by a newer one before they could be processed.
     pub dropped: AtomicU64,
+    /// Frames refused as truncated or corrupt (a cut MJPEG, a short raw
+    /// frame): counted and dropped, never inferred.
+    pub corrupt: AtomicU64,
     pub reconnects: AtomicU64,
     pub connected: AtomicBool,
     /// "MJPG 640x480" once negotiated.

@@ -67,8 +67,17 @@ pub fn capture(args: CaptureArgs) -> Result<ExitCode> {
     let sink = Mutex::new(sink);
     let engine = Engine::start(jobs.len(), jobs.len(), DecodeLimits::default());
     let stop = Arc::new(AtomicBool::new(false));
+    let signals = crate::signals::listen()?;
+    signals.started();
     let handler_stop = stop.clone();
-    ctrlc::set_handler(move || handler_stop.store(true, Ordering::SeqCst)).context("installing the signal handler")?;
+    // SIGHUP is ignored here (the log file is reopened only by serve); it must not stop a capture.
+    std::thread::spawn(move || {
+        while let Ok(signal) = signals.events.recv() {
+            if signal == crate::signals::Signal::Stop {
+                handler_stop.store(true, Ordering::SeqCst);
+            }
+        }
+    });
     let all_stats: Vec<Arc<CameraStats>> = std::thread::scope(|scope| {
         jobs.into_iter()
             .map(|job| {

@@ -121,8 +121,9 @@ pub fn models(args: ModelsArgs) -> Result<ExitCode> {
     let registry = Registry::load(&crate::config::sources(&args.models, None)).context("loading models")?;
     let mut out = std::io::stdout().lock();
     if args.json {
+        let models = registry.all();
         let entries: Vec<ModelEntry> =
-            registry.all().iter().enumerate().map(|(i, m)| ModelEntry::new(&m.info, i == 0)).collect();
+            models.iter().enumerate().map(|(i, m)| ModelEntry::new(&m.info, i == 0)).collect();
         wire::write(&mut out, &Envelope { success: true, message: "Models loaded on this server.", data: entries })?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);

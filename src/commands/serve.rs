@@ -1,5 +1,6 @@
 //! `yolod serve`: load and optimise every model, bind, say ready, serve
-//! until SIGTERM / Ctrl-C, then drain and exit 0.
+//! until SIGTERM / Ctrl-C, then drain and exit 0. SIGHUP reloads (the log
+//! file, the key file, the models directory) and never stops it.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,24 +12,31 @@ use anyhow::{Context, Result};
 use crate::api::server::{self, State};
 use crate::camera::CameraStats;
 use crate::cli::{CameraArgs, ServeArgs};
-use crate::config::ServeConfig;
+use crate::config::{KeySources, ServeConfig};
 use crate::engine::Engine;
 use crate::model::registry::Registry;
 use crate::pipeline;
 use crate::service::{self, Notifier};
+use crate::signals::{self, Signal};
 
 /// A worker on one job longer than this is stuck: the watchdog stops pinging.
 const STUCK_JOB: Duration = Duration::from_secs(60);
 
-/// Blocks until SIGTERM/SIGINT. Meanwhile, with a systemd watchdog, pings
-/// `WATCHDOG=1` at half its period, but only while no inference worker is
-/// stuck — so a wedged process is restarted instead of kept alive.
-fn wait_for_stop(stop: &mpsc::Receiver<()>, notifier: &Notifier, state: &State) {
+/// Blocks until SIGTERM/SIGINT, reloading on each SIGHUP. Meanwhile, with a
+/// systemd watchdog, pings `WATCHDOG=1` at half its period, but only while
+/// no inference worker is stuck — so a wedged process is restarted instead
+/// of kept alive.
+fn wait_for_stop(signals: &mpsc::Receiver<Signal>, notifier: &Notifier, state: &State, keys: &KeySources) {
     let watchdog = service::watchdog_interval();
     let period = watchdog.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
     let mut last_ping = Instant::now();
     loop {
-        match stop.recv_timeout(period) {
+        match signals.recv_timeout(period) {
+            Ok(Signal::Reload) => {
+                notifier.notify("RELOADING=1");
+                reload(state, keys);
+                notifier.notify("READY=1");
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 let Some(interval) = watchdog else { continue };
                 if last_ping.elapsed() + period / 2 < interval {
@@ -46,8 +54,44 @@ fn wait_for_stop(stop: &mpsc::Receiver<()>, notifier: &Notifier, state: &State) 
     }
 }
 
-pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
+/// SIGHUP: reopen the log file, re-read the key file, rescan the models
+/// directory. Each part that fails is logged and keeps what it had; the
+/// listener and the requests in flight are not touched.
+fn reload(state: &State, keys: &KeySources) {
+    log::info!("SIGHUP: reloading");
+    if let Some(sink) = state.log_sink.get() {
+        if let Err(e) = sink.lock().unwrap_or_else(|e| e.into_inner()).reopen() {
+            log::error!("reload: cannot reopen the log file ({e}); still writing to the old one");
+        }
+    }
+    if keys.file.is_some() {
+        match keys.load() {
+            Ok(new) => *state.keys.write().unwrap_or_else(|e| e.into_inner()) = new,
+            Err(e) => log::error!("reload: {e:#}; the keys in force are kept"),
+        }
+    }
+    match state.registry.rescan() {
+        Ok(change) => {
+            for failure in &change.failed {
+                log::error!("reload: {failure}");
+            }
+            if !change.added.is_empty() || !change.removed.is_empty() {
+                log::info!(
+                    "reload: models added: [{}], removed: [{}]",
+                    change.added.join(", "),
+                    change.removed.join(", ")
+                );
+            }
+        }
+        Err(e) => log::error!("reload: {e:#}; the models in force are kept"),
+    }
+    log::info!("reloaded");
+}
+
+pub fn serve(mut args: ServeArgs, activated: Option<std::net::TcpListener>) -> Result<ExitCode> {
     let started = Instant::now();
+    // First: SIGHUP must not end the process while models load.
+    let signals = signals::listen()?;
     let camera_args = std::mem::replace(&mut args.camera, empty_camera_args());
     let config = ServeConfig::from_args(args)?;
     log::info!("version {}: loading models", env!("CARGO_PKG_VERSION"));
@@ -67,8 +111,6 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
             info.source
         );
     }
-    // Taken before any worker thread starts: it edits the environment.
-    let activated = service::activated_listener();
     let (socket, address) = match activated {
         Some(socket) => {
             let address = socket.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "the systemd socket".into());
@@ -81,17 +123,12 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
         }
     };
     let engine = Engine::start(config.workers, config.queue, config.decode);
-    let (stop_tx, stop_rx) = mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = stop_tx.send(());
-    })
-    .context("installing the SIGTERM/SIGINT handler")?;
     if config.open_to_network {
         log::warn!("--no-auth on {}: anyone who can reach this address can use the API", config.listen);
     }
     let models: Vec<String> = registry.all().iter().map(|m| m.info.id.clone()).collect();
     let (camera_jobs, sink) =
-        super::capture::camera_jobs(&camera_args, registry.default_model(), None, config.http.max_detections)?;
+        super::capture::camera_jobs(&camera_args, &registry.default_model(), None, config.http.max_detections)?;
     let camera_stats: Vec<Arc<CameraStats>> = camera_jobs
         .iter()
         .map(|j| Arc::new(CameraStats { source: j.config.device.display().to_string(), ..Default::default() }))
@@ -120,7 +157,8 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
     );
     let notifier = Notifier::from_env();
     notifier.notify(&format!("READY=1\nSTATUS=serving {} on http://{address}", models.join(", ")));
-    wait_for_stop(&stop_rx, &notifier, &state);
+    signals.started();
+    wait_for_stop(&signals.events, &notifier, &state, &config.key_sources);
     notifier.notify(&format!(
         "STOPPING=1\nSTATUS=stopping: finishing in-flight requests (up to {:?})",
         config.shutdown_timeout

@@ -9,6 +9,8 @@ pub mod graph;
 #[allow(unsafe_code)]
 pub mod maxpool;
 pub mod meta;
+// Plan builds: single flight per size, a few kept, new sizes rationed.
+pub mod plans;
 // tract's packed matmul inputs are raw, aligned byte blobs.
 #[allow(unsafe_code)]
 pub mod pack;
@@ -21,8 +23,7 @@ pub mod registry;
 #[allow(unsafe_code)]
 mod silu;
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -42,8 +43,6 @@ pub use meta::Task;
 
 /// Largest stride of a YOLOv8 head; network sizes are multiples of it.
 const MAX_STRIDE: u32 = 32;
-/// Optimised plans kept per model (one per input size).
-const PLAN_CACHE: usize = 4;
 /// Objects returned per image at most, as Ultralytics' `max_det`: the
 /// default of `serve --max-detections`, and what the other commands keep.
 pub const MAX_DETECTIONS: usize = 300;
@@ -122,7 +121,7 @@ pub struct Model {
     head: Head,
     /// Keypoints per object (pose models).
     keypoints: usize,
-    plans: Mutex<VecDeque<(u32, Plan)>>,
+    plans: plans::Plans<Plan>,
 }
 
 impl Model {
@@ -187,9 +186,12 @@ impl Model {
             precision,
             precision_reason: None,
         };
-        let model = Model { info, template, head, keypoints, plans: Mutex::new(VecDeque::new()) };
+        let model = Model { info, template, head, keypoints, plans: plans::Plans::default() };
         let size = warm.map_or(input_size, |s| model.network_size(s));
-        model.plan(size).with_context(|| format!("optimising {source} for {size}x{size}"))?;
+        model
+            .plans
+            .pin(size, || model.build_plan(size))
+            .with_context(|| format!("optimising {source} for {size}x{size}"))?;
         Ok(model)
     }
 
@@ -199,22 +201,15 @@ impl Model {
         if self.info.any_size { size.div_ceil(MAX_STRIDE).max(1) * MAX_STRIDE } else { self.info.input_size }
     }
 
-    /// The optimised plan for `size`, built on first use and kept (LRU).
+    /// The optimised plan for `size`: built once on first use, a few kept,
+    /// new sizes rationed ([`plans`]).
     fn plan(&self, size: u32) -> Result<Plan> {
-        {
-            let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(pos) = plans.iter().position(|(s, _)| *s == size) {
-                let entry = plans.remove(pos).expect("position is in range");
-                let plan = entry.1.clone();
-                plans.push_front(entry);
-                return Ok(plan);
-            }
-        }
-        let plan = self.build_plan(size)?;
-        let mut plans = self.plans.lock().unwrap_or_else(|e| e.into_inner());
-        plans.push_front((size, plan.clone()));
-        plans.truncate(PLAN_CACHE);
-        Ok(plan)
+        self.plans.get(size, || self.build_plan(size))
+    }
+
+    /// Plans optimised since load, the load-time one included.
+    pub fn plans_built(&self) -> u64 {
+        self.plans.built()
     }
 
     fn build_plan(&self, size: u32) -> Result<Plan> {

@@ -1,10 +1,12 @@
 //! The set of models a process serves: the embedded default plus any files
-//! named on the command line or found in the models directory.
+//! named on the command line or found in the models directory, which SIGHUP
+//! rescans.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 
 use super::Model;
 use super::precision::{self, Choice, Cpu, Precision};
@@ -56,7 +58,19 @@ pub const LIST_ID: &str = "list";
 
 /// Loaded models by id; the first is the default for `POST /v1/predict`.
 pub struct Registry {
-    models: Vec<Arc<Model>>,
+    models: RwLock<Vec<Arc<Model>>>,
+    /// The models directory, rescanned by [`Registry::rescan`].
+    dir: Option<PathBuf>,
+}
+
+/// What a rescan changed.
+#[derive(Debug, Default)]
+pub struct Rescan {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Files that could not be loaded (each message names its file); the
+    /// models already serving are kept.
+    pub failed: Vec<String>,
 }
 
 /// Where to find models.
@@ -97,7 +111,16 @@ impl Registry {
             let embedded = scope.spawn(|| sources.embedded.load_warm(None));
             let others: Vec<_> =
                 files.iter().zip(&ids[1..]).map(|(file, id)| scope.spawn(move || load_file(id, file))).collect();
-            std::iter::once(embedded).chain(others).map(|h| h.join().expect("model loader panicked")).collect()
+            // load_file catches tract's panics; this is for any that slips past.
+            std::iter::once(embedded)
+                .chain(others)
+                .zip(std::iter::once(Path::new("the embedded model")).chain(files.iter().map(PathBuf::as_path)))
+                .map(|(h, file)| {
+                    h.join().unwrap_or_else(|panic| {
+                        Err(anyhow!("loading model {}: {}", file.display(), crate::engine::panic_message(&panic)))
+                    })
+                })
+                .collect()
         });
         let mut models = loaded.into_iter().map(|m| m.map(Arc::new)).collect::<Result<Vec<_>>>()?;
         if let Some(default) = &sources.default {
@@ -107,25 +130,76 @@ impl Registry {
             let chosen = models.remove(pos);
             models.insert(0, chosen);
         }
-        Ok(Registry { models })
+        Ok(Registry { models: RwLock::new(models), dir: sources.dir.clone() })
     }
 
     /// A registry holding exactly these models (tests, benchmarks).
     pub fn from_models(models: Vec<Arc<Model>>) -> Registry {
         assert!(!models.is_empty(), "a registry needs at least one model");
-        Registry { models }
+        Registry { models: RwLock::new(models), dir: None }
     }
 
-    pub fn default_model(&self) -> &Arc<Model> {
-        &self.models[0]
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Model>>> {
+        self.models.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn get(&self, id: &str) -> Option<&Arc<Model>> {
-        self.models.iter().find(|m| m.info.id == id)
+    pub fn default_model(&self) -> Arc<Model> {
+        self.read()[0].clone()
     }
 
-    pub fn all(&self) -> &[Arc<Model>] {
-        &self.models
+    pub fn get(&self, id: &str) -> Option<Arc<Model>> {
+        self.read().iter().find(|m| m.info.id == id).cloned()
+    }
+
+    /// The models now loaded, the default first.
+    pub fn all(&self) -> Vec<Arc<Model>> {
+        self.read().clone()
+    }
+
+    /// Loads the `*.onnx` files new in the models directory and drops the
+    /// models whose file has left it (never the default). Requests keep
+    /// being served meanwhile: models are loaded outside the lock, and a
+    /// request already holding a dropped model finishes with it.
+    pub fn rescan(&self) -> Result<Rescan> {
+        let mut change = Rescan::default();
+        let Some(dir) = &self.dir else { return Ok(change) };
+        let files = onnx_files(dir)?;
+        let current = self.all();
+        let mut added = Vec::new();
+        for file in &files {
+            let id = match model_id(file) {
+                Ok(id) => id,
+                Err(e) => {
+                    change.failed.push(format!("{e:#}"));
+                    continue;
+                }
+            };
+            if current.iter().any(|m| m.info.id == id) {
+                continue;
+            }
+            match load_file(&id, file) {
+                Ok(model) => added.push(Arc::new(model)),
+                Err(e) => change.failed.push(format!("{e:#}")),
+            }
+        }
+        let from_dir = |m: &Model| Path::new(&m.info.source).parent() == Some(dir.as_path());
+        let gone = |m: &Model| from_dir(m) && !files.iter().any(|f| f.display().to_string() == m.info.source);
+        let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
+        let default = models[0].info.id.clone();
+        models.retain(|m| {
+            let drop = m.info.id != default && gone(m);
+            if drop {
+                change.removed.push(m.info.id.clone());
+            }
+            !drop
+        });
+        for model in added {
+            if !models.iter().any(|m| m.info.id == model.info.id) {
+                change.added.push(model.info.id.clone());
+                models.push(model);
+            }
+        }
+        Ok(change)
     }
 }
 
@@ -137,7 +211,15 @@ pub fn load_file(id: &str, file: &Path) -> Result<Model> {
 /// As `load_file`, with its first plan optimised for `warm` (see `Model::load_warm`).
 pub fn load_file_warm(id: &str, file: &Path, warm: Option<u32>) -> Result<Model> {
     let bytes = std::fs::read(file).with_context(|| format!("reading model {}", file.display()))?;
-    Model::load_warm(id, &file.display().to_string(), &bytes, warm)
+    // Some malformed graphs make tract panic rather than fail: the panic is
+    // reported like any other load error, naming the file.
+    catch_unwind(AssertUnwindSafe(|| Model::load_warm(id, &file.display().to_string(), &bytes, warm)))
+        .unwrap_or_else(|panic| {
+            Err(anyhow!(
+                "tract panicked on it ({}); the file is not a model yolod can run",
+                crate::engine::panic_message(&panic)
+            ))
+        })
         .with_context(|| format!("loading model {}", file.display()))
 }
 

@@ -86,6 +86,18 @@ impl Sink {
         Ok(sink)
     }
 
+    /// Opens the file again by its path (SIGHUP): after logrotate or anyone
+    /// moved it away, lines go to a new file at the configured path. On
+    /// error the old file is kept.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        if let Target::File { path, .. } = &self.target {
+            let file = open_append(path)?;
+            self.size = file.metadata()?.len();
+            self.file = Some(file);
+        }
+        Ok(())
+    }
+
     /// Writes `line` plus a newline with one `write` call, rotating first when
     /// the file would pass its size limit. Errors are counted and returned.
     pub fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
@@ -192,6 +204,20 @@ mod tests {
         assert_eq!(read(&PathBuf::from(format!("{}.1", path.display()))), "{\"frame\":6}\n{\"frame\":7}\n");
         assert!(PathBuf::from(format!("{}.2", path.display())).exists());
         assert!(!PathBuf::from(format!("{}.3", path.display())).exists());
+    }
+
+    #[test]
+    fn reopening_after_the_file_was_moved_writes_to_a_new_file_at_the_path() {
+        let path = temp("reopen");
+        let moved = path.with_extension("jsonl.old");
+        let mut sink = Sink::open(Target::File { path: path.clone(), max_bytes: 1 << 20, keep: 1 }).unwrap();
+        sink.write_line(b"{\"frame\":1}").unwrap();
+        std::fs::rename(&path, &moved).unwrap();
+        sink.write_line(b"{\"frame\":2}").unwrap();
+        sink.reopen().unwrap();
+        sink.write_line(b"{\"frame\":3}").unwrap();
+        assert_eq!(std::fs::read_to_string(&moved).unwrap(), "{\"frame\":1}\n{\"frame\":2}\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"frame\":3}\n");
     }
 
     #[test]

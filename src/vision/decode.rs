@@ -41,6 +41,9 @@ pub enum DecodeError {
     /// The header promises more pixels than allowed.
     #[error("image is {width}x{height} pixels, over the limit of {max_pixels} pixels and {max_side} px per side")]
     TooLarge { width: u32, height: u32, max_pixels: u64, max_side: u32 },
+    /// The bytes end before their format's end (a cut upload or frame).
+    #[error("image data is truncated or corrupt ({0})")]
+    Truncated(&'static str),
     /// The format was recognised but the data is broken.
     #[error("the image could not be decoded: {0}")]
     Corrupt(String),
@@ -54,9 +57,11 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Rgb, DecodeError> {
     }
     let reader =
         ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-    if reader.format().is_none() {
+    let Some(format) = reader.format() else {
         return Err(DecodeError::UnsupportedFormat);
-    }
+    };
+    // Before the decoder, which may stop early without an error.
+    super::complete::check(format, bytes).map_err(DecodeError::Truncated)?;
     let mut decoder = reader.into_decoder().map_err(classify)?;
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
@@ -125,7 +130,20 @@ mod tests {
         assert_eq!(decode(b"hello, world", limits).unwrap_err(), DecodeError::UnsupportedFormat);
         let img = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(64, 64, Px([1, 2, 3])));
         let png = encode(img, ImageFormat::Png);
-        assert!(matches!(decode(&png[..png.len() / 2], limits), Err(DecodeError::Corrupt(_))));
+        assert!(matches!(decode(&png[..png.len() / 2], limits), Err(DecodeError::Truncated(_))));
+    }
+
+    /// The first 2,000 bytes of bus.jpg used to decode (to a grey picture)
+    /// and the first 60 KB to a half-grey one the model found objects in.
+    #[test]
+    fn a_cut_jpeg_is_refused_as_truncated_not_decoded_grey() {
+        let bus = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/bus.jpg")).unwrap();
+        assert!(decode(&bus, DecodeLimits::default()).is_ok());
+        for cut in [2_000, 60_000, bus.len() - 1] {
+            let e = decode(&bus[..cut], DecodeLimits::default()).unwrap_err();
+            assert_eq!(e, DecodeError::Truncated("JPEG ended before its end marker"), "cut at {cut}");
+            assert_eq!(e.to_string(), "image data is truncated or corrupt (JPEG ended before its end marker)");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The pure numeric core: image in, tensor out; tensor in, detections out.
 //! Nothing here touches a device, a socket or the clock.
 
+pub mod complete;
 pub mod decode;
 pub mod detect;
 pub mod letterbox;

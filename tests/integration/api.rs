@@ -129,12 +129,11 @@ fn errors_have_the_documented_status_and_message() {
     let a = post(&server.url("/v1/predict?iou=abc"), &[("Content-Type", "image/jpeg")], &image("zidane.jpg"));
     assert_eq!((a.status, json(&a).as_str()), (400, "Invalid 'iou': abc (valid range is 0.0 - 0.95)."));
     // 400: corrupt image; 415: not an image at all, or an unsupported body type.
-    // (A truncated JPEG decodes with its missing rows grey, as OpenCV does; a truncated PNG cannot.)
     let jpeg = image("zidane.jpg");
     let png = png_of(&jpeg);
     let a = post(&server.url("/v1/predict"), &[("Content-Type", "image/png")], &png[..png.len() / 3]);
     assert_eq!(a.status, 400, "{}", json(&a));
-    assert!(json(&a).starts_with("Invalid image: the image could not be decoded"));
+    assert_eq!(json(&a), "Invalid image: image data is truncated or corrupt (PNG ended before its IEND chunk).");
     assert_eq!(post(&server.url("/v1/predict"), &[("Content-Type", "image/png")], &png).status, 200);
     let a = post(&server.url("/v1/predict"), &[("Content-Type", "image/jpeg")], b"this is text, not a picture");
     assert_eq!(a.status, 415, "{}", json(&a));

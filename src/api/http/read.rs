@@ -216,14 +216,22 @@ impl<'a, S: Read + Write> BodyReader<'a, S> {
     }
 
     /// Starts the next chunk: its size line, or at the last one the trailers.
+    /// The size line is parsed as strict HTTP/1.1 parsers (and so proxies in
+    /// front of yolod) do: hex digits first (no sign, no leading space, not
+    /// empty), then extensions, then CRLF. A looser reading than a proxy's is
+    /// how a request is smuggled past it.
     fn next_chunk(&mut self) -> io::Result<()> {
-        let line = read_line(self.conn, MAX_CHUNK_LINE)?;
-        let digits = line.split(|&b| b == b';').next().unwrap_or(&[]);
-        let digits = std::str::from_utf8(digits).map_err(|_| invalid("bad chunk size"))?.trim_matches([' ', '\t']);
-        if digits.is_empty() || digits.len() > 15 {
+        let mut line = read_line(self.conn, MAX_CHUNK_LINE)?;
+        // httparse reads an empty line as size 0 and skips leading
+        // whitespace before the digits' end: refuse both here.
+        if !line.first().is_some_and(u8::is_ascii_hexdigit) {
             return Err(invalid("bad chunk size"));
         }
-        self.left = u64::from_str_radix(digits, 16).map_err(|_| invalid("bad chunk size"))?;
+        line.extend_from_slice(b"\r\n");
+        self.left = match httparse::parse_chunk_size(&line) {
+            Ok(httparse::Status::Complete((used, size))) if used == line.len() => size,
+            _ => return Err(invalid("bad chunk size")),
+        };
         if self.left == 0 {
             let mut trailers = 0;
             loop {
@@ -276,7 +284,8 @@ fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
-/// One line ending in LF (CR before it dropped), at most `max` bytes long.
+/// One line ending in CRLF (returned without it), at most `max` bytes long.
+/// A bare LF is refused: chunked framing ends its lines with CRLF only.
 fn read_line<S: Read>(conn: &mut Conn<S>, max: usize) -> io::Result<Vec<u8>> {
     let mut line = Vec::new();
     loop {
@@ -288,8 +297,8 @@ fn read_line<S: Read>(conn: &mut Conn<S>, max: usize) -> io::Result<Vec<u8>> {
             Some(i) => {
                 line.extend_from_slice(&available[..i]);
                 conn.consume(i + 1);
-                if line.last() == Some(&b'\r') {
-                    line.pop();
+                if line.pop() != Some(b'\r') {
+                    return Err(invalid("chunked body line ends in a bare LF (CRLF required)"));
                 }
                 return if line.len() > max { Err(invalid("chunk line too long")) } else { Ok(line) };
             }

@@ -125,6 +125,43 @@ fn a_bad_chunk_size_is_an_error_for_the_handler_and_the_connection_closes() {
     assert!(head.contains("Connection: close\r\n"), "{head}");
 }
 
+/// Each size line or line ending a strict parser refuses is refused here too:
+/// a proxy in front must not read a different body than yolod does.
+#[test]
+fn chunked_framing_is_strict_about_signs_spaces_empty_lines_and_bare_lf() {
+    for (body, why) in [
+        ("+5\r\nhello\r\n0\r\n\r\n", "bad chunk size"),
+        ("-5\r\nhello\r\n0\r\n\r\n", "bad chunk size"),
+        (" 5\r\nhello\r\n0\r\n\r\n", "bad chunk size"),
+        ("\t5\r\nhello\r\n0\r\n\r\n", "bad chunk size"),
+        ("\r\nhello\r\n0\r\n\r\n", "bad chunk size"),
+        ("0x5\r\nhello\r\n0\r\n\r\n", "bad chunk size"),
+        ("5 6\r\nhello\r\n0\r\n\r\n", "bad chunk size"),
+        ("10000000000000000\r\nhello\r\n0\r\n\r\n", "bad chunk size"),
+        ("5\nhello\r\n0\r\n\r\n", "bare LF"),
+        ("5\r\nhello\n0\r\n\r\n", "bare LF"),
+        ("5\r\nhello\r\n0\n\r\n", "bare LF"),
+        ("5\r\nhello\r\n0\r\nX-T: 1\n\r\n", "bare LF"),
+    ] {
+        let out = String::from_utf8(replay(
+            format!("POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{body}GET /after HTTP/1.1\r\n\r\n")
+                .as_bytes(),
+            limits(),
+        ))
+        .unwrap();
+        assert!(out.contains("error: ") && out.contains(why), "{body:?} -> {out}");
+        assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{body:?}: the connection carried on -> {out}");
+    }
+    // What strict parsers accept still works: upper-case hex, leading zeros,
+    // whitespace between the size and an extension.
+    let out = String::from_utf8(replay(
+        b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0A\r\n0123456789\r\n05 ;x=y\r\nhello\r\n0\r\n\r\n",
+        limits(),
+    ))
+    .unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 ") && out.ends_with("\r\n\r\n15"), "{out}");
+}
+
 #[test]
 fn expect_100_continue_is_answered_before_the_body_is_sent() {
     let (_server, addr) = start(limits());
