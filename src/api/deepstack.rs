@@ -108,7 +108,8 @@ impl Form {
 
 fn models(state: &State, req: Incoming) -> Result<Reply, ApiError> {
     Form::read(state, req)?;
-    let models = state.registry.all().iter().map(|m| m.info.id.as_str()).collect();
+    let all = state.registry.all();
+    let models = all.iter().map(|m| m.info.id.as_str()).collect();
     Ok(Reply::json(200, &DeepStackModels { success: true, models }))
 }
 
@@ -121,8 +122,7 @@ fn detect(state: &State, name: Option<&str>, req: Incoming) -> Result<Reply, Api
     let model = match name {
         None => state.registry.default_model(),
         Some(name) => find_model(&state.registry, name).ok_or_else(|| ApiError::UnknownModel(echo(name)))?,
-    }
-    .clone();
+    };
     let confidence = min_confidence(form.field("min_confidence"))?;
     let image = form.image.take().ok_or(ApiError::NoImage)?;
     let params = Params {
@@ -160,15 +160,14 @@ fn detect(state: &State, name: Option<&str>, req: Incoming) -> Result<Reply, Api
 /// The model a DeepStack client names: by id, exactly or ignoring case,
 /// and also without a trailing `.onnx` or `.pt` (Blue Iris and CodeProject.AI
 /// users name models by their file).
-fn find_model<'a>(registry: &'a Registry, name: &str) -> Option<&'a Arc<Model>> {
+fn find_model(registry: &Registry, name: &str) -> Option<Arc<Model>> {
     let stem = [".onnx", ".pt"].iter().find_map(|ext| {
         let cut = name.len().checked_sub(ext.len())?;
         (name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(ext)).then(|| &name[..cut])
     });
-    [Some(name), stem]
-        .into_iter()
-        .flatten()
-        .find_map(|n| registry.get(n).or_else(|| registry.all().iter().find(|m| m.info.id.eq_ignore_ascii_case(n))))
+    [Some(name), stem].into_iter().flatten().find_map(|n| {
+        registry.get(n).or_else(|| registry.all().into_iter().find(|m| m.info.id.eq_ignore_ascii_case(n)))
+    })
 }
 
 /// DeepStack's `min_confidence`: a text float up to 1, empty or absent

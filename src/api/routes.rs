@@ -140,7 +140,8 @@ pub fn handle(state: &State, req: Incoming) -> Reply {
 
 /// What answers at `/`: Blue Iris probes it to see whether a server is up.
 fn root(state: &State) -> Reply {
-    let models: Vec<&str> = state.registry.all().iter().map(|m| m.info.id.as_str()).collect();
+    let all = state.registry.all();
+    let models: Vec<&str> = all.iter().map(|m| m.info.id.as_str()).collect();
     let data = serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "models": models });
     let message =
         "yolod is running: the HUB API at POST /v1/predict/MODEL_ID, the DeepStack API at POST /v1/vision/detection.";
