@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Estimated cycles and milliseconds of one yolod inference on ARM boards.
+
+Instructions are not cycles: on a core without the dot product an SMLAL and
+an FMLA retire at similar rates, so instruction ratios say little about
+time there. This multiplies qemu's per-block execution counts by each
+block's steady-state cycles from llvm-mca's model of the core:
+
+  1. run `yolod bench --inference-only` under qemu-aarch64 with the counting
+     plugin's per-block profile, for 1 and 2 iterations (as
+     bench/aarch64_profile.py does); the difference is one inference;
+  2. disassemble each hot block (objdump, from its start to its first
+     branch: where qemu ends a translated block) and divide the block's
+     instructions by its length to get its executions;
+  3. ask llvm-mca for the block's cycles per iteration, the block run back
+     to back (`-iterations=100`), on the core's scheduling model;
+  4. sum executions x cycles over the blocks that hold --coverage of the
+     instructions, and scale the rest by the covered blocks' cycles per
+     instruction.
+
+    python3 bench/aarch64_cycles.py --board pi5 --size 320 [--precision auto]
+    python3 bench/aarch64_cycles.py --board pi4 --size 640 --model M.onnx
+
+Boards: qemu's -cpu, llvm-mca's -mcpu, and the clock:
+  pi5    Cortex-A76 @ 2.4 GHz   qemu cortex-a76, mca neoverse-n1 (the A76's
+         server twin: LLVM 19 gives -mcpu=cortex-a76 the Cortex-A57 model,
+         which issues one FMLA a cycle where an A76 issues two)
+  orin   Cortex-A78AE @ 1.5 GHz qemu cortex-a76 (qemu 7.2 has no A78; the
+         dot-product code paths are the same), mca neoverse-n1 (LLVM 19's
+         cortex-a78 also maps to the A57 model; N1 is the closest real one)
+  pi4    Cortex-A72 @ 1.8 GHz   qemu cortex-a72, mca cortex-a57 (the A72's
+         own LLVM model)
+  zero2w Cortex-A53 @ 1.0 GHz   qemu cortex-a53, mca cortex-a53
+
+What the estimate leaves out: cache and TLB misses and memory bandwidth
+(llvm-mca assumes every load hits L1), branch mispredictions, and the
+front end beyond the block. It is a lower bound on time that ranks code
+on one core; compare it across runtimes only with that in mind, and check
+it against a published figure (BENCHMARKS.md).
+
+Needs what bench/aarch64_profile.py needs (qemu-user, the plugin's build,
+binutils-aarch64-linux-gnu) and Debian's llvm-19 (llvm-mca-19).
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import aarch64_profile as profile  # noqa: E402  (the qemu run and the block map)
+
+BOARDS = {
+    "pi5": ("cortex-a76", "neoverse-n1", 2.4),
+    "orin": ("cortex-a76", "neoverse-n1", 1.5),
+    "pi4": ("cortex-a72", "cortex-a57", 1.8),
+    "zero2w": ("cortex-a53", "cortex-a53", 1.0),
+}
+# Instructions that end a translated block.
+BRANCH = re.compile(r"^(b|bl|br|blr|ret|cbz|cbnz|tbz|tbnz|b\.\w+|svc|brk|eret|blraa\w*|braa\w*|retaa\w*)$")
+LINE = re.compile(r"^\s*([0-9a-f]+):\s+(?:[0-9a-f]{8}\s+)?(\S+)\s*(.*)$")
+MAX_BLOCK = 512
+
+
+def disassemble(binary, addr):
+    """The block's instructions from `addr` through its first branch."""
+    out = subprocess.run(
+        ["aarch64-linux-gnu-objdump", "-d", "--no-show-raw-insn", f"--start-address={addr:#x}",
+         f"--stop-address={addr + 4 * MAX_BLOCK:#x}", binary],
+        capture_output=True, text=True, check=True).stdout
+    insns = []
+    for line in out.splitlines():
+        m = LINE.match(line)
+        if not m:
+            continue
+        mnemonic, operands = m.group(2), m.group(3)
+        operands = re.sub(r"\s*//.*$", "", operands)
+        insns.append((mnemonic, operands))
+        if BRANCH.match(mnemonic):
+            break
+    return insns
+
+
+def mca_source(insns):
+    """The block as llvm-mca input: branch targets become a label at its top."""
+    lines = [".Ltop:"]
+    for mnemonic, operands in insns:
+        if BRANCH.match(mnemonic):
+            operands = re.sub(r"(^|,\s*)(0x)?[0-9a-f]+(\s*<[^>]*>)?\s*$", r"\1.Ltop", operands)
+        lines.append(f"    {mnemonic} {operands}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def block_cycles(mca, mcpu, insns):
+    """Cycles per execution of the block run back to back, or None."""
+    with tempfile.NamedTemporaryFile("w", suffix=".s", delete=False) as f:
+        f.write(mca_source(insns))
+        path = f.name
+    try:
+        out = subprocess.run([mca, "-mtriple=aarch64", f"-mcpu={mcpu}", "-mattr=+dotprod,+neon", "-iterations=100",
+                              "-summary-view", "-resource-pressure=false", "-instruction-info=false", path],
+                             capture_output=True, text=True)
+    finally:
+        os.unlink(path)
+    m = re.search(r"Total Cycles:\s+(\d+)", out.stdout)
+    return int(m.group(1)) / 100 if out.returncode == 0 and m else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--board", choices=sorted(BOARDS), default="pi5")
+    ap.add_argument("--bin", default=os.path.join(profile.ROOT, "target/aarch64-unknown-linux-musl/dist/yolod"))
+    ap.add_argument("--model", help="ONNX file (default: the embedded yolov8n)")
+    ap.add_argument("--precision", default="auto", choices=["fp32", "int8", "auto"],
+                    help="the embedded model's precision (default auto: what the board runs)")
+    ap.add_argument("--size", type=int, default=640)
+    ap.add_argument("--coverage", type=float, default=0.995, help="share of instructions estimated block by block")
+    ap.add_argument("--qemu", default="qemu-aarch64")
+    ap.add_argument("--mca", default="llvm-mca-19")
+    ap.add_argument("--json", action="store_true", help="one JSON line instead of text")
+    args = ap.parse_args()
+    args.cpu, mcpu, ghz = BOARDS[args.board]
+
+    plugin = subprocess.run([os.path.join(HERE, "qemu-insn/build.sh")], capture_output=True, text=True,
+                            check=True).stdout.split()[-1]
+    entry = profile.entry_point(args.bin)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {}
+        for iterations in (1, 2):
+            blocks = profile.run(args, plugin, iterations, tmp)
+            runs[iterations] = profile.by_block(blocks, blocks[0][0] - entry)
+    per = {a: runs[2].get(a, 0) - runs[1].get(a, 0) for a in set(runs[1]) | set(runs[2])}
+    per = {a: n for a, n in per.items() if n > 0}
+    total = sum(per.values())
+
+    hot, covered = [], 0
+    for addr, n in sorted(per.items(), key=lambda kv: -kv[1]):
+        if covered >= args.coverage * total:
+            break
+        hot.append((addr, n))
+        covered += n
+    print(f"aarch64_cycles: {len(hot)} blocks hold {100 * covered / total:.2f}% of {total / 1e9:.3f} G instructions; "
+          f"llvm-mca -mcpu={mcpu} ...", file=sys.stderr, flush=True)
+
+    def estimate(item):
+        addr, n = item
+        insns = disassemble(args.bin, addr)
+        if not insns:
+            return n, None, False
+        execs = n / len(insns)
+        cycles = block_cycles(args.mca, mcpu, insns)
+        return n, None if cycles is None else execs * cycles, n % len(insns) == 0
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        results = list(pool.map(estimate, hot))
+    known = [(n, c) for n, c, _ in results if c is not None]
+    failed = sum(n for n, c, _ in results if c is None)
+    uneven = sum(n for n, c, whole in results if c is not None and not whole)
+    cpi = sum(c for _, c in known) / sum(n for n, _ in known)
+    cycles = sum(c for _, c in known) + cpi * (total - sum(n for n, _ in known))
+    ms = cycles / (ghz * 1e6)
+    label = os.path.basename(args.model) if args.model else f"yolov8n (embedded, --precision {args.precision})"
+    if args.json:
+        import json
+        print(json.dumps({"board": args.board, "qemu_cpu": args.cpu, "mcpu": mcpu, "ghz": ghz, "model": label,
+                          "size": args.size, "instructions": total, "cycles": round(cycles), "cpi": round(cpi, 4),
+                          "ms": round(ms, 2), "mca_failed_share": round(failed / total, 5),
+                          "uneven_share": round(uneven / total, 5)}))
+        return
+    print(f"{label}, size {args.size}, {args.board} ({args.cpu} counted, llvm-mca {mcpu}, {ghz} GHz)")
+    print(f"  instructions per inference  {total / 1e9:.3f} G")
+    print(f"  estimated cycles            {cycles / 1e9:.3f} G  ({cpi:.3f} cycles per instruction)")
+    print(f"  estimated time              {ms:.1f} ms at {ghz} GHz, 1 thread, every load an L1 hit")
+    print(f"  blocks llvm-mca could not read: {100 * failed / total:.2f}% of instructions (scaled at the mean)")
+    print(f"  blocks whose count is not a whole number of executions: {100 * uneven / total:.2f}%")
+
+
+if __name__ == "__main__":
+    main()
