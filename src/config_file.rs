@@ -187,6 +187,16 @@ mod tests {
     }
 
     #[test]
+    fn mqtt_keys_fill_their_options_and_a_flag_wins() {
+        let toml = "mqtt = \"mqtt://ha@broker\"\nmqtt-labels = [\"person\", \"traffic light\"]\nmqtt-topic = \"x\"\n";
+        let args = serve(parse(toml, &["serve", "--mqtt-topic", "yolod/kitchen"]).unwrap());
+        assert_eq!(args.mqtt.url.as_deref(), Some("mqtt://ha@broker"));
+        assert_eq!(args.mqtt.labels, ["person", "traffic light"]);
+        assert_eq!(args.mqtt.topic, "yolod/kitchen");
+        assert_eq!(args.mqtt.discovery_prefix, "homeassistant");
+    }
+
+    #[test]
     fn camera_tables_add_to_the_flags() {
         let toml = "[[camera]]\nsource = \"/dev/video2\"\n\n[[camera]]\nsource = \"/dev/video4\"\n";
         let args = serve(parse(toml, &["serve", "--camera", "/dev/video0"]).unwrap());

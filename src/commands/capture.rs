@@ -53,6 +53,7 @@ pub fn camera_jobs(
             params: Params { max_detections, ..Params::new(args.imgsz, args.confidence, 0.45) },
             emit,
             max_frames,
+            observer: None,
         })
         .collect();
     Ok((jobs, sink))
