@@ -57,11 +57,15 @@ impl MqttConfig {
     }
 }
 
-/// This machine's name, slugged (`yolod` if it has none).
+/// This machine's name, slugged (`yolod` if it has none). The unit's
+/// `ProcSubset=pid` hides /proc/sys, hence /etc/hostname next.
 pub fn host_name() -> String {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let slug = topics::slug(name.trim());
-    if slug.is_empty() { "yolod".into() } else { slug }
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|name| topics::slug(name.trim()))
+        .find(|slug| !slug.is_empty())
+        .unwrap_or_else(|| "yolod".into())
 }
 
 /// The first line of the file, without its line end. Warns when others

@@ -58,7 +58,7 @@ impl BrokerUrl {
             None => default_port,
             Some(p) => match p.parse::<u16>() {
                 Ok(n) if n > 0 => n,
-                _ => return Err(format!("the broker port {p:?} is not a number from 1 to 65535")),
+                _ => return Err("the broker port is not a number from 1 to 65535".into()),
             },
         };
         Ok(BrokerUrl { tls, host, port, user, password })
@@ -84,7 +84,7 @@ fn split_host_port(s: &str) -> Result<(String, Option<&str>), String> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']').ok_or("the broker URL has a '[' without its ']'")?;
         if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("{host:?} in brackets is not an IPv6 address"));
+            return Err("the broker address in brackets is not an IPv6 address".into());
         }
         match after {
             "" => (host, None),
@@ -98,7 +98,8 @@ fn split_host_port(s: &str) -> Result<(String, Option<&str>), String> {
     };
     let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':');
     if host.is_empty() || !host.chars().all(valid) {
-        return Err(format!("{host:?} is not a broker host name or address"));
+        // Not echoed: a URL missing its '@' puts the password here.
+        return Err("the broker URL has no valid host name or address: mqtt://[user[:pass]@]host[:port]".into());
     }
     Ok((host.to_string(), port))
 }
@@ -175,6 +176,9 @@ mod tests {
         let e = BrokerUrl::parse("mqtt://ha:hunter2@broker:port").unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
         let e = BrokerUrl::parse("mqtt://ha:hunter2@bro ker").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        // Without the '@host', the password lands where the port goes.
+        let e = BrokerUrl::parse("mqtt://ha:hunter2").unwrap_err();
         assert!(!e.contains("hunter2"), "{e}");
     }
 }
