@@ -18,10 +18,11 @@ set -euo pipefail
 #   kernel come by apt-get download)
 # file python3 python3-venv curl ca-certificates: test drivers
 # nodejs npm: the Node-RED DeepStack client (tests/e2e/deepstack.sh)
+# ffmpeg: the stand-in camera of the source tests (exec:, HTTP MJPEG)
 PACKAGES=(
     musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
     qemu-user-static file python3 python3-venv systemd libclang-dev
-    qemu-system-x86 cpio kmod xz-utils curl ca-certificates
+    qemu-system-x86 cpio kmod xz-utils curl ca-certificates ffmpeg
 )
 # A node and npm from elsewhere (NodeSource, nvm) will do as well as Debian's.
 command -v node >/dev/null && command -v npm >/dev/null || PACKAGES+=(nodejs npm)

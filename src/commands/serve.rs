@@ -129,10 +129,8 @@ pub fn serve(mut args: ServeArgs, activated: Option<std::net::TcpListener>) -> R
     let models: Vec<String> = registry.all().iter().map(|m| m.info.id.clone()).collect();
     let (camera_jobs, sink) =
         super::capture::camera_jobs(&camera_args, &registry.default_model(), None, config.http.max_detections)?;
-    let camera_stats: Vec<Arc<CameraStats>> = camera_jobs
-        .iter()
-        .map(|j| Arc::new(CameraStats { source: j.config.device.display().to_string(), ..Default::default() }))
-        .collect();
+    let camera_stats: Vec<Arc<CameraStats>> =
+        camera_jobs.iter().map(|j| Arc::new(CameraStats::new(&j.config))).collect();
     let state = Arc::new(State::new(registry, engine, config.http.clone(), camera_stats.clone()));
     let sink = Arc::new(Mutex::new(sink));
     let _ = state.log_sink.set(sink.clone());
@@ -182,6 +180,7 @@ fn empty_camera_args() -> CameraArgs {
     CameraArgs {
         cameras: vec![],
         frame_size: None,
+        tables: vec![],
         format: "auto".into(),
         fps: None,
         imgsz: 640,

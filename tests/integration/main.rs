@@ -10,5 +10,6 @@ mod logging;
 mod malformed;
 mod reliability;
 mod service;
+mod sources;
 mod support;
 mod tasks;
