@@ -30,7 +30,7 @@ broker=$!
 pids+=("$broker")
 sleep 0.5
 "$bin" serve --listen "127.0.0.1:$api_port" --camera "exec:tests/e2e/mqtt/scene.sh $work" --fps 5 \
-    --camera-imgsz 320 --log "$work/lines.jsonl" --mqtt "mqtt://127.0.0.1:$port" 2>"$work/yolod.log" &
+    --size 320 --log "$work/lines.jsonl" --mqtt "mqtt://127.0.0.1:$port" 2>"$work/yolod.log" &
 yolod=$!
 pids+=("$yolod")
 # The scene flips every 10 s: person counts rise and fall, snapshots are taken.

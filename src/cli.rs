@@ -51,11 +51,18 @@ impl Cli {
         let command = || Cli::command().long_version(crate::version::long_with_cpu());
         let mut cmd = command();
         let matches = cmd.try_get_matches_from_mut(&args)?;
-        let matches = match crate::config_file::merge(&cmd, &matches, &args)? {
-            Some(merged) => command().try_get_matches_from(merged)?,
+        let merged = crate::config_file::merge(&cmd, &matches, &args)?;
+        let matches = match merged.args {
+            Some(args) => command().try_get_matches_from(args)?,
             None => matches,
         };
-        Cli::from_arg_matches(&matches)
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        match &mut cli.command {
+            Command::Serve(args) => args.camera.tables = merged.cameras,
+            Command::Capture(args) => args.camera.tables = merged.cameras,
+            _ => {}
+        }
+        Ok(cli)
     }
 }
 
@@ -210,20 +217,26 @@ pub struct ServeArgs {
 /// Cameras and where their detections go.
 #[derive(Debug, Args)]
 pub struct CameraArgs {
-    /// A V4L2 camera to read (repeatable), e.g. /dev/video0.
-    #[arg(long = "camera", value_name = "DEVICE", env = "YOLOD_CAMERAS", value_delimiter = ',')]
-    pub cameras: Vec<PathBuf>,
-    /// Frame size to ask the camera for, e.g. 1280x720 (the driver picks the nearest).
-    #[arg(long = "size", value_name = "WxH", env = "YOLOD_CAMERA_SIZE", value_parser = parse_frame_size)]
+    /// A camera to read (repeatable), by its source: /dev/videoN (V4L2);
+    /// http://[USER:PASS@]HOST/PATH (an MJPEG stream, or a JPEG snapshot URL
+    /// polled at --fps); exec:COMMAND ARGS (MJPEG on the command's stdout,
+    /// e.g. "exec:rpicam-vid -t 0 -n --codec mjpeg -o -" for a Pi camera
+    /// module); - (MJPEG on stdin). YOLOD_CAMERAS takes one source per line.
+    /// Names and per-camera settings: [[camera]] tables in --config.
+    #[arg(long = "camera", value_name = "SOURCE", env = "YOLOD_CAMERAS", value_delimiter = '\n')]
+    pub cameras: Vec<String>,
+    /// Frame size to ask a V4L2 camera for, e.g. 1280x720 (the driver picks the nearest).
+    #[arg(long = "frame-size", value_name = "WxH", env = "YOLOD_CAMERA_FRAME_SIZE", value_parser = parse_frame_size)]
     pub frame_size: Option<(u32, u32)>,
-    /// Pixel format: auto (MJPG, then YUYV, NV12, RGB3), or one of those.
+    /// Pixel format of a V4L2 camera: auto (MJPG, then YUYV, NV12, RGB3), or one of those.
     #[arg(long, value_name = "FORMAT", env = "YOLOD_CAMERA_FORMAT", default_value = "auto")]
     pub format: String,
-    /// Most frames per second to process; newer frames replace older ones meanwhile.
+    /// Most frames per second to process; newer frames replace older ones
+    /// meanwhile. A snapshot URL is fetched at this rate (default 1).
     #[arg(long, value_name = "N", env = "YOLOD_CAMERA_FPS")]
     pub fps: Option<f64>,
-    /// Inference size for camera frames (32 - 1280).
-    #[arg(long, value_name = "N", env = "YOLOD_CAMERA_IMGSZ", default_value_t = 640, value_parser = clap::value_parser!(u32).range(32..=1280))]
+    /// Inference size for camera frames (32 - 1280), as the API's `size`.
+    #[arg(long = "size", visible_alias = "imgsz", value_name = "N", env = "YOLOD_CAMERA_SIZE", default_value_t = 640, value_parser = parse_inference_size)]
     pub imgsz: u32,
     /// Minimum class score kept for camera frames.
     #[arg(long = "camera-confidence", value_name = "F", env = "YOLOD_CAMERA_CONFIDENCE", default_value_t = 0.25)]
@@ -240,6 +253,23 @@ pub struct CameraArgs {
     /// Which frames to write: all, detections (at least one object), changes (set of classes changed).
     #[arg(long, value_name = "WHICH", env = "YOLOD_EMIT", default_value = "all", value_parser = ["all", "detections", "changes"])]
     pub emit: String,
+    /// The `[[camera]]` tables of the --config file, before the --camera sources.
+    #[arg(skip)]
+    pub tables: Vec<crate::config_file::CameraTable>,
+}
+
+/// Parses a camera's inference size; a `WxH` value gets a pointer to
+/// --frame-size (which `--size` meant before it became the inference size).
+pub fn parse_inference_size(s: &str) -> Result<u32, String> {
+    if s.contains(['x', 'X']) {
+        return Err(format!(
+            "{s:?}: --size is the inference size (e.g. 640), as the API's size; the camera's frame size is --frame-size {s}"
+        ));
+    }
+    match s.trim().parse::<u32>() {
+        Ok(n) if (32..=1280).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: give a size from 32 to 1280")),
+    }
 }
 
 /// Publishing camera detections to an MQTT broker (Home Assistant).

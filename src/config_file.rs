@@ -10,7 +10,8 @@
 //! file for `serve` and `capture`) are skipped; a key that no command knows
 //! is an error, so a typo is not silently ignored.
 //!
-//! `[[camera]]` tables each add a camera; today they take `source` only.
+//! `[[camera]]` tables each add a camera, with its own settings
+//! ([`CameraTable`]); the global camera flags are their defaults.
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -18,32 +19,69 @@ use std::path::Path;
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Command};
+use serde::Deserialize;
 
 /// The flag holding the file's path (global, so `yolod serve --config F` works).
 pub const CONFIG_ARG: &str = "config";
 
-/// Per-camera keys the `[[camera]]` tables accept today.
-const CAMERA_KEYS: &[&str] = &["source"];
+/// One `[[camera]]` table: a source and the settings that differ from the
+/// global camera flags (`--fps`, `--size`, ...), which are its defaults.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct CameraTable {
+    /// As `--camera` takes it: /dev/videoN, http://..., exec:..., or -.
+    pub source: String,
+    /// `[a-z0-9_-]+`; default: a slug of the source.
+    pub name: Option<String>,
+    /// A file holding `user:password` for an HTTP source (kept out of the URL, so out of `ps` and logs).
+    #[serde(alias = "credentials-file")]
+    pub credentials_file: Option<std::path::PathBuf>,
+    /// As `--fps`.
+    pub fps: Option<f64>,
+    /// As `--frame-size`, e.g. "1280x720".
+    #[serde(alias = "frame-size")]
+    pub frame_size: Option<String>,
+    /// As `--format`.
+    pub format: Option<String>,
+    /// As `--size`: the inference size.
+    pub size: Option<u32>,
+    /// As `--camera-confidence`.
+    pub confidence: Option<f32>,
+    /// As `--emit`.
+    pub emit: Option<String>,
+}
 
-/// `args` with the file's settings added as flags, for clap to parse again;
-/// `None` when no `--config` was given.
-pub fn merge(cmd: &Command, matches: &ArgMatches, args: &[OsString]) -> Result<Option<Vec<OsString>>, clap::Error> {
-    let Some((sub_name, sub)) = matches.subcommand() else { return Ok(None) };
-    let Some(path) = sub.get_one::<std::path::PathBuf>(CONFIG_ARG) else { return Ok(None) };
+/// What the file adds: flags for clap to parse again (None when the file
+/// sets no flag), and its camera tables.
+#[derive(Debug, Default)]
+pub struct Merged {
+    pub args: Option<Vec<OsString>>,
+    pub cameras: Vec<CameraTable>,
+}
+
+/// `args` with the file's settings added as flags, and its `[[camera]]`
+/// tables; nothing when no `--config` was given.
+pub fn merge(cmd: &Command, matches: &ArgMatches, args: &[OsString]) -> Result<Merged, clap::Error> {
+    let Some((sub_name, sub)) = matches.subcommand() else { return Ok(Merged::default()) };
+    let Some(path) = sub.get_one::<std::path::PathBuf>(CONFIG_ARG) else { return Ok(Merged::default()) };
     let text = std::fs::read_to_string(path)
         .map_err(|e| clap::Error::raw(ErrorKind::Io, format!("--config {}: {e}\n", path.display())))?;
-    let table: toml::Table = text.parse().map_err(|e| invalid(path, &format!("{e}")))?;
+    let mut table: toml::Table = text.parse().map_err(|e| invalid(path, &format!("{e}")))?;
     let sub_cmd = cmd.find_subcommand(sub_name).expect("clap matched this subcommand");
+    let cameras = match table.remove("camera") {
+        Some(value) => camera_tables(sub_cmd, value).map_err(|e| invalid(path, &e))?,
+        None => Vec::new(),
+    };
     let extra = flags_from_table(cmd, sub_cmd, sub, &table).map_err(|e| invalid(path, &e))?;
     if extra.is_empty() {
-        return Ok(None);
+        return Ok(Merged { args: None, cameras });
     }
     // Before a `--`, if any: what follows it is positional.
     let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
     let mut out = args[..at].to_vec();
     out.extend(extra);
     out.extend_from_slice(&args[at..]);
-    Ok(Some(out))
+    Ok(Merged { args: Some(out), cameras })
 }
 
 fn invalid(path: &Path, message: &str) -> clap::Error {
@@ -59,11 +97,6 @@ fn flags_from_table(
 ) -> Result<Vec<OsString>, String> {
     let mut out = Vec::new();
     for (key, value) in table {
-        if key == "camera" {
-            // Cameras add up: the file's tables, then --camera's.
-            out.extend(camera_flags(sub, value)?);
-            continue;
-        }
         let long = key.replace('_', "-");
         let arg = sub.get_arguments().chain(root.get_arguments()).find(|a| a.get_long() == Some(long.as_str()));
         let Some(arg) = arg else {
@@ -110,32 +143,21 @@ fn values(key: &str, value: &toml::Value) -> Result<Vec<String>, String> {
     }
 }
 
-/// `[[camera]]` tables as `--camera SOURCE` flags.
-fn camera_flags(sub: &Command, value: &toml::Value) -> Result<Vec<OsString>, String> {
+/// The `[[camera]]` tables, for a command that reads cameras (others skip them).
+fn camera_tables(sub: &Command, value: toml::Value) -> Result<Vec<CameraTable>, String> {
     let toml::Value::Array(tables) = value else {
         return Err("camera: write each camera as a [[camera]] table with a source".into());
     };
     if !sub.get_arguments().any(|a| a.get_long() == Some("camera")) {
         return Ok(Vec::new());
     }
-    let mut out = Vec::new();
-    for (i, table) in tables.iter().enumerate() {
-        let toml::Value::Table(table) = table else {
-            return Err("camera: write each camera as a [[camera]] table with a source".into());
-        };
-        if let Some(key) = table.keys().find(|k| !CAMERA_KEYS.contains(&k.as_str())) {
-            return Err(format!(
-                "[[camera]] number {}: key {key:?} is not supported (per-camera keys: {})",
-                i + 1,
-                CAMERA_KEYS.join(", ")
-            ));
-        }
-        let Some(toml::Value::String(source)) = table.get("source") else {
-            return Err(format!("[[camera]] number {}: needs source = \"/dev/videoN\"", i + 1));
-        };
-        out.push(OsString::from(format!("--camera={source}")));
-    }
-    Ok(out)
+    tables
+        .into_iter()
+        .enumerate()
+        .map(|(i, table)| {
+            CameraTable::deserialize(table).map_err(|e| format!("[[camera]] number {}: {}", i + 1, e.message()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -197,13 +219,25 @@ mod tests {
     }
 
     #[test]
-    fn camera_tables_add_to_the_flags() {
-        let toml = "[[camera]]\nsource = \"/dev/video2\"\n\n[[camera]]\nsource = \"/dev/video4\"\n";
+    fn camera_tables_come_with_their_own_settings_beside_the_flags() {
+        let toml = "fps = 2\n[[camera]]\nsource = \"/dev/video2\"\nname = \"door\"\nfps = 5\nframe-size = \"1280x720\"\n\n\
+                    [[camera]]\nsource = \"exec:ffmpeg -i x -f mjpeg -\"\nsize = 320\n";
         let args = serve(parse(toml, &["serve", "--camera", "/dev/video0"]).unwrap());
-        let cameras: Vec<String> = args.camera.cameras.iter().map(|p| p.display().to_string()).collect();
-        assert_eq!(cameras, ["/dev/video0", "/dev/video2", "/dev/video4"]);
+        assert_eq!(args.camera.cameras, ["/dev/video0"]);
+        assert_eq!(args.camera.fps, Some(2.0));
+        let tables = &args.camera.tables;
+        assert_eq!(tables.len(), 2);
+        assert_eq!(
+            (tables[0].name.as_deref(), tables[0].fps, tables[0].frame_size.as_deref()),
+            (Some("door"), Some(5.0), Some("1280x720"))
+        );
+        assert_eq!((tables[1].source.as_str(), tables[1].size), ("exec:ffmpeg -i x -f mjpeg -", Some(320)));
         let err = parse("[[camera]]\nsource = \"/dev/video2\"\nzoom = 2\n", &["serve"]).unwrap_err();
-        assert!(err.to_string().contains("\"zoom\" is not supported"), "{err}");
+        assert!(err.to_string().contains("unknown field `zoom`"), "{err}");
+        let err = parse("[[camera]]\nname = \"x\"\n", &["serve"]).unwrap_err();
+        assert!(err.to_string().contains("missing field `source`"), "{err}");
+        // Commands without cameras skip the tables.
+        assert!(parse(toml, &["models"]).is_ok());
     }
 
     #[test]

@@ -59,7 +59,8 @@ pub fn run(
     let latest = Arc::new(Latest::default());
     let capture = camera::spawn_capture(job.config.clone(), latest.clone(), stats.clone(), stop.clone());
     let min_gap = job.config.fps.filter(|f| *f > 0.0).map(|f| Duration::from_secs_f64(1.0 / f));
-    let source = job.config.device.display().to_string();
+    let finite = !job.config.source.reopens();
+    let (name, source) = (stats.name.clone(), stats.source.clone());
     let mut filter = Filter::new(job.emit);
     let mut last_start: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
@@ -69,7 +70,12 @@ pub fn run(
                 std::thread::sleep((gap - t.elapsed()).min(Duration::from_millis(50)));
             }
         }
-        let Some(frame) = latest.take(Duration::from_millis(200)) else { continue };
+        let Some(frame) = latest.take(Duration::from_millis(200)) else {
+            if stats.ended.load(Ordering::SeqCst) {
+                break;
+            }
+            continue;
+        };
         let number = frame.number;
         last_start = Some(Instant::now());
         let start = Instant::now();
@@ -77,14 +83,14 @@ pub fn run(
             Ok(Some(rgb)) => Input::Rgb(rgb),
             Ok(None) => Input::Encoded(frame.data),
             Err(e) => {
-                corrupt_frame(&stats, &source, number, &e);
+                corrupt_frame(&stats, &name, number, &e);
                 continue;
             }
         };
         let convert = start.elapsed();
         let result = engine.run(Job { model: job.model.clone(), input, params: job.params });
         if let Err(JobError::Decode(e)) = &result {
-            corrupt_frame(&stats, &source, number, e);
+            corrupt_frame(&stats, &name, number, e);
             continue;
         }
         let processed = stats.processed.fetch_add(1, Ordering::SeqCst) + 1;
@@ -96,6 +102,7 @@ pub fn run(
                     let t = out.timings;
                     let line = FrameLine {
                         ts: sink::time::now_rfc3339(),
+                        camera: &name,
                         source: &source,
                         frame: number,
                         width: out.width,
@@ -116,12 +123,12 @@ pub fn run(
                 });
                 *stats.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(snapshot.clone());
                 if let Some(observer) = &job.observer {
-                    observer.processed(&source, &snapshot, line.as_deref());
+                    observer.processed(&name, &snapshot, line.as_deref());
                 }
                 line
             }
             Err(e) => {
-                log::warn!("camera {source}: frame {number}: {e}");
+                log::warn!("camera {name}: frame {number}: {e}");
                 None
             }
         };
@@ -139,14 +146,19 @@ pub fn run(
             stop.store(true, Ordering::SeqCst);
         }
     }
-    let _ = capture.join();
+    if finite {
+        // stdin cannot be interrupted: its thread is left to end with the process.
+        drop(capture);
+    } else {
+        let _ = capture.join();
+    }
 }
 
 /// Counts a frame refused before inference, and says so in the log: the
 /// first time, then every hundredth.
-fn corrupt_frame(stats: &CameraStats, source: &str, number: u64, why: &dyn std::fmt::Display) {
+fn corrupt_frame(stats: &CameraStats, name: &str, number: u64, why: &dyn std::fmt::Display) {
     let n = stats.corrupt.fetch_add(1, Ordering::SeqCst) + 1;
     if n == 1 || n % 100 == 0 {
-        log::warn!("camera {source}: frame {number} dropped: {why} ({n} corrupt frames so far)");
+        log::warn!("camera {name}: frame {number} dropped: {why} ({n} corrupt frames so far)");
     }
 }

@@ -155,12 +155,14 @@ fn authorize(state: &State, req: &Incoming) -> Result<(), ApiError> {
 
 fn readyz(state: &State) -> Reply {
     let stopping = state.is_stopping();
+    // Cameras do not decide readiness: the API serves without them. Their
+    // state is in the body (and /metrics) for whoever watches them.
     let cameras_down = state.cameras.iter().filter(|c| !c.connected.load(Ordering::SeqCst)).count();
-    let ready = !stopping && cameras_down == 0;
+    let ready = !stopping;
     let message = match (stopping, cameras_down) {
         (true, _) => "stopping",
         (false, 0) => "ready",
-        _ => "a camera is not streaming (yolod keeps retrying)",
+        _ => "ready; a camera is not streaming (yolod keeps retrying)",
     };
     let models = state.registry.all();
     let ids: Vec<&str> = models.iter().map(|m| m.info.id.as_str()).collect();
@@ -169,6 +171,7 @@ fn readyz(state: &State) -> Reply {
         .iter()
         .map(|c| {
             serde_json::json!({
+                "name": c.name,
                 "source": c.source,
                 "connected": c.connected.load(Ordering::SeqCst),
                 "format": *c.negotiated.lock().unwrap_or_else(|e| e.into_inner()),
@@ -203,7 +206,7 @@ fn stream(state: &State) -> Result<Reply, ApiError> {
 fn snapshot(state: &State, query: &str) -> Result<Reply, ApiError> {
     let wanted = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "camera").map(|(_, v)| v.into_owned());
     let camera = match &wanted {
-        Some(name) => state.cameras.iter().find(|c| &c.source == name),
+        Some(name) => state.cameras.iter().find(|c| &c.name == name || &c.source == name),
         None => state.cameras.first(),
     }
     .ok_or_else(|| {
@@ -256,11 +259,11 @@ fn metrics_reply(state: &State) -> Reply {
         ("yolod_stream_clients", "Connected /v1/stream clients.", "gauge", String::new(), state.hub.clients() as f64),
     ];
     for c in &state.cameras {
-        let src = metrics::label(&c.source);
+        let src = metrics::label(&c.name);
         for (kind, counter) in
             [("captured", &c.captured), ("processed", &c.processed), ("dropped", &c.dropped), ("corrupt", &c.corrupt)]
         {
-            let labels = format!("{{source=\"{src}\",kind=\"{kind}\"}}");
+            let labels = format!("{{camera=\"{src}\",kind=\"{kind}\"}}");
             gauges.push((
                 "yolod_camera_frames_total",
                 "Camera frames by kind.",
@@ -271,7 +274,7 @@ fn metrics_reply(state: &State) -> Reply {
         }
     }
     for c in &state.cameras {
-        let labels = format!("{{source=\"{}\"}}", metrics::label(&c.source));
+        let labels = format!("{{camera=\"{}\"}}", metrics::label(&c.name));
         gauges.push((
             "yolod_camera_reconnects_total",
             "Times a lost camera came back.",
@@ -291,7 +294,7 @@ fn metrics_reply(state: &State) -> Reply {
         ));
     }
     for c in &state.cameras {
-        let labels = format!("{{source=\"{}\"}}", metrics::label(&c.source));
+        let labels = format!("{{camera=\"{}\"}}", metrics::label(&c.name));
         gauges.push((
             "yolod_camera_connected",
             "1 while the camera streams.",

@@ -101,6 +101,9 @@ pub fn objects<'a>(found: &[Found], names: &'a [String], normalize: bool, width:
 #[derive(Serialize)]
 pub struct FrameLine<'a> {
     pub ts: String,
+    /// The camera's name (`[a-z0-9_-]+`).
+    pub camera: &'a str,
+    /// Its source, without credentials.
     pub source: &'a str,
     pub frame: u64,
     pub width: u32,

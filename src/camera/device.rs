@@ -13,19 +13,15 @@ use v4l::video::Capture;
 use v4l::video::capture::Parameters;
 
 use super::pixel::{PREFERENCE, PixelFormat};
-use super::{CameraConfig, Frame};
-
-/// What the stream reports to its caller.
-pub enum Event {
-    /// Opened and negotiated, e.g. "MJPG 640x480 stride 0".
-    Opened(String),
-    Frame(Frame),
-}
+use super::{CameraConfig, Event, Frame};
 
 /// Opens the camera and streams frames to `on_event` until `stop` is set
 /// (Ok) or the device fails (Err: unplugged, unbound, EIO, timeout).
 pub fn stream(config: &CameraConfig, stop: &AtomicBool, on_event: &mut dyn FnMut(Event)) -> io::Result<()> {
-    let dev = Device::with_path(&config.device)?;
+    let super::source::Source::Device(path) = &config.source else {
+        return Err(io::Error::other("not a V4L2 device"));
+    };
+    let dev = Device::with_path(path)?;
     let offered: Vec<[u8; 4]> = dev.enum_formats()?.iter().map(|d| d.fourcc.repr).collect();
     let (code, format) = choose(&offered, config.format).ok_or_else(|| {
         let names: Vec<String> = offered.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect();

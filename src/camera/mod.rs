@@ -1,12 +1,15 @@
-//! The camera seam: a V4L2 capture thread per camera (v4l crate) that keeps
-//! only the latest frame, reconnecting with backoff when the device goes
-//! away; and the loop that turns frames into log lines through the shared
-//! inference engine.
+//! The camera seam: a capture thread per camera that keeps only the latest
+//! frame, reopening its source with backoff when it fails. Sources: V4L2
+//! devices (v4l crate), MJPEG or snapshots over HTTP, a command's stdout
+//! (`exec:`) and stdin (`-`).
 
 pub mod device;
+pub mod exec;
+pub mod http;
+pub mod mjpeg;
 pub mod pixel;
+pub mod source;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -15,10 +18,18 @@ use pixel::PixelFormat;
 
 use crate::vision::decode::Rgb;
 
+/// The largest JPEG picture a stream source may send (a 4K MJPEG frame is
+/// about 2 MB); a bigger one is dropped as corrupt.
+pub const MAX_PICTURE: usize = 32 << 20;
+
 /// What to open and ask for.
 #[derive(Debug, Clone)]
 pub struct CameraConfig {
-    pub device: PathBuf,
+    pub source: source::Source,
+    /// `[a-z0-9_-]+`, unique among the cameras.
+    pub name: String,
+    /// `user:password` for an HTTP source, read from its credentials file.
+    pub credentials: Option<String>,
     /// Requested frame size; the driver may pick the nearest it has.
     pub size: Option<(u32, u32)>,
     /// A forced pixel format, or None to negotiate (MJPG, YUYV, NV12, RGB24).
@@ -54,9 +65,21 @@ impl Frame {
     }
 }
 
+/// What a source reports to the capture thread.
+pub enum Event {
+    /// Opened (and negotiated), e.g. "MJPG 640x480 stride 0".
+    Opened(String),
+    Frame(Frame),
+    /// A picture the stream cut short or garbled, and why; it is dropped.
+    Corrupt(String),
+}
+
 /// Counters and state of one camera, shared with /readyz and /metrics.
 #[derive(Debug, Default)]
 pub struct CameraStats {
+    /// The camera's name: lines, SSE, `?camera=`, metrics labels.
+    pub name: String,
+    /// The source without credentials.
     pub source: String,
     pub captured: AtomicU64,
     pub processed: AtomicU64,
@@ -67,6 +90,8 @@ pub struct CameraStats {
     pub corrupt: AtomicU64,
     pub reconnects: AtomicU64,
     pub connected: AtomicBool,
+    /// The source ended for good (stdin at its end): no more frames come.
+    pub ended: AtomicBool,
     /// "MJPG 640x480" once negotiated.
     pub negotiated: Mutex<String>,
     pub last_error: Mutex<String>,
@@ -98,44 +123,90 @@ impl Latest {
     }
 }
 
+impl CameraStats {
+    /// The stats of a camera about to start.
+    pub fn new(config: &CameraConfig) -> CameraStats {
+        CameraStats { name: config.name.clone(), source: config.display_source(), ..Default::default() }
+    }
+}
+
+impl CameraConfig {
+    /// The source as logs and lines show it: without credentials.
+    pub fn display_source(&self) -> String {
+        match &self.source {
+            source::Source::Device(path) => path.display().to_string(),
+            source::Source::Http(url) => {
+                let scheme = if url.tls { "https" } else { "http" };
+                source::redact(&format!("{scheme}://{}{}", url.host_header(), url.target))
+            }
+            source::Source::Exec(words) => source::redact(&format!("exec:{}", words.join(" "))),
+            source::Source::Stdin => "-".into(),
+        }
+    }
+}
+
+/// Opens the source once and streams until `stop` (Ok), its end (Ok), or
+/// a failure (Err).
+fn stream_once(config: &CameraConfig, stop: &AtomicBool, on_event: &mut dyn FnMut(Event)) -> std::io::Result<()> {
+    match &config.source {
+        source::Source::Device(_) => device::stream(config, stop, on_event),
+        source::Source::Http(url) => {
+            http::stream(url, config.credentials.as_deref(), config.fps, MAX_PICTURE, stop, on_event)
+        }
+        source::Source::Exec(words) => exec::stream(&config.name, words, MAX_PICTURE, stop, on_event),
+        source::Source::Stdin => exec::stdin(MAX_PICTURE, on_event),
+    }
+}
+
 /// Starts the capture thread for `config`: it runs until `stop` is set,
-/// reopening the same path with backoff (0.25 s doubling to 5 s) whenever
-/// the device fails or disappears.
+/// reopening the source with backoff (0.25 s doubling to 5 s) whenever it
+/// fails or ends; a source that cannot reopen (stdin) ends the thread.
 pub fn spawn_capture(
     config: CameraConfig,
     latest: Arc<Latest>,
     stats: Arc<CameraStats>,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
-    let name = format!("cam-{}", config.device.display());
     std::thread::Builder::new()
-        .name(name)
+        .name(format!("cam-{}", config.name))
         .spawn(move || {
+            let name = config.name.clone();
             let mut backoff = Duration::from_millis(250);
             let mut ever_connected = false;
             while !stop.load(Ordering::SeqCst) {
                 let started = Instant::now();
-                let result = device::stream(&config, &stop, &mut |event| match event {
-                    device::Event::Opened(description) => {
+                let result = stream_once(&config, &stop, &mut |event| match event {
+                    Event::Opened(description) => {
                         if ever_connected {
                             stats.reconnects.fetch_add(1, Ordering::SeqCst);
-                            log::info!("camera {} is back ({description})", stats.source);
+                            log::info!("camera {name} is back ({description})");
                         } else {
-                            log::info!("camera {}: {description}", stats.source);
+                            log::info!("camera {name} ({}): {description}", stats.source);
                         }
                         ever_connected = true;
                         *stats.negotiated.lock().unwrap_or_else(|e| e.into_inner()) = description;
                         stats.connected.store(true, Ordering::SeqCst);
                     }
-                    device::Event::Frame(mut frame) => {
+                    Event::Frame(mut frame) => {
                         frame.number = stats.captured.fetch_add(1, Ordering::SeqCst) + 1;
                         if latest.put(frame) {
                             stats.dropped.fetch_add(1, Ordering::SeqCst);
                         }
                     }
+                    Event::Corrupt(why) => {
+                        let n = stats.corrupt.fetch_add(1, Ordering::SeqCst) + 1;
+                        if n == 1 || n % 100 == 0 {
+                            log::warn!("camera {name}: picture dropped: {why} ({n} corrupt so far)");
+                        }
+                    }
                 });
                 stats.connected.store(false, Ordering::SeqCst);
                 if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                if result.is_ok() && !config.source.reopens() {
+                    log::info!("camera {name}: the input ended");
+                    stats.ended.store(true, Ordering::SeqCst);
                     break;
                 }
                 let message = match result {
@@ -145,7 +216,7 @@ pub fn spawn_capture(
                 if started.elapsed() > Duration::from_secs(10) {
                     backoff = Duration::from_millis(250);
                 }
-                log::warn!("camera {}: {message}; retrying in {:.2} s", stats.source, backoff.as_secs_f32());
+                log::warn!("camera {name}: {message}; retrying in {:.2} s", backoff.as_secs_f32());
                 *stats.last_error.lock().unwrap_or_else(|e| e.into_inner()) = message;
                 let until = Instant::now() + backoff;
                 while Instant::now() < until && !stop.load(Ordering::SeqCst) {

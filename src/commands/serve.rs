@@ -134,13 +134,11 @@ pub fn serve(mut args: ServeArgs, activated: Option<std::net::TcpListener>) -> R
     let models: Vec<String> = registry.all().iter().map(|m| m.info.id.clone()).collect();
     let (mut camera_jobs, sink) =
         super::capture::camera_jobs(&camera_args, &registry.default_model(), None, config.http.max_detections)?;
-    let camera_stats: Vec<Arc<CameraStats>> = camera_jobs
-        .iter()
-        .map(|j| Arc::new(CameraStats { source: j.config.device.display().to_string(), ..Default::default() }))
-        .collect();
+    let camera_stats: Vec<Arc<CameraStats>> =
+        camera_jobs.iter().map(|j| Arc::new(CameraStats::new(&j.config))).collect();
     let publisher = match mqtt_config {
         Some(mqtt) => {
-            let cameras: Vec<String> = camera_stats.iter().map(|s| s.source.clone()).collect();
+            let cameras: Vec<String> = camera_stats.iter().map(|s| s.name.clone()).collect();
             let publisher = Publisher::start(mqtt, &cameras)?;
             for job in &mut camera_jobs {
                 job.observer = Some(publisher.clone());
@@ -204,6 +202,7 @@ fn empty_camera_args() -> CameraArgs {
     CameraArgs {
         cameras: vec![],
         frame_size: None,
+        tables: vec![],
         format: "auto".into(),
         fps: None,
         imgsz: 640,

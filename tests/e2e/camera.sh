@@ -42,9 +42,9 @@ for name, lines in files.items():
         assert len(lines) >= 6, len(lines)
     for line in lines:
         obj = json.loads(line)  # a torn line fails here
-        assert list(obj)[:6] == ["ts", "source", "frame", "width", "height", "model"], list(obj)
+        assert list(obj)[:7] == ["ts", "camera", "source", "frame", "width", "height", "model"], list(obj)
         assert obj["success"] is True and obj["message"] == "Inference complete.", obj
-        assert obj["source"] == "/dev/video0" and (obj["width"], obj["height"]) == (640, 480), obj
+        assert obj["camera"] == "video0" and obj["source"] == "/dev/video0" and (obj["width"], obj["height"]) == (640, 480), obj
         assert isinstance(obj["data"], list) and set(obj["speed"]) == {"decode", "preprocess", "inference", "postprocess"}
         frames.append(obj["frame"])
     if name != "killed":  # two runs: numbering restarts

@@ -61,7 +61,7 @@ start_yolod() {
     port=$(free_port)
     api=http://127.0.0.1:$port
     "$bin" serve --listen "127.0.0.1:$port" --camera "exec:tests/e2e/mqtt/scene.sh $work" --fps 5 \
-        --camera-imgsz 320 --log "$work/$name.jsonl" "$@" 2>"$work/$name.log" &
+        --size 320 --log "$work/$name.jsonl" "$@" 2>"$work/$name.log" &
     yolod=$!
     pids+=("$yolod")
     for _ in $(seq 600); do
@@ -148,6 +148,8 @@ echo "SIGTERM: offline published, exit 0"
 echo "== wrong credentials"
 port2=$(free_port)
 mosquitto_passwd -b -c "$work/passwd" ha right-password 2>/dev/null
+# mosquitto started as root reads its password file as the user mosquitto.
+chmod 755 "$work"
 chmod 644 "$work/passwd"
 printf 'allow_anonymous false\npassword_file %s\n' "$work/passwd" | start_broker "$port2"
 printf 'wrong-password\n' >"$work/mqtt-pass"
@@ -160,6 +162,7 @@ grep -q "error" <(grep "MQTT.*refused" "$work/creds.log") || fail "the refusal i
 [[ $(readyz) == 200 ]] || fail "/readyz is not 200 with refused credentials"
 [[ $(mqtt_field last_error) == *refused* ]] || fail "/readyz does not show the refusal: $(cat "$work/readyz.json")"
 ! grep -q "wrong-password" "$work/readyz.json" || fail "the password shows in /readyz"
+for _ in $(seq 100); do (($(lines creds) > 0)) && break; sleep 0.2; done
 (($(lines creds) > 0)) || fail "no detection lines with the broker refusing"
 kill "$yolod"
 wait "$yolod" || true

@@ -10,7 +10,7 @@ echo "package: $deb ($(du -h "$deb" | cut -f1))"
 contents=$(dpkg-deb -c "$deb")
 for path in ./usr/bin/yolod ./lib/systemd/system/yolod.service ./lib/systemd/system/yolod.socket \
             ./etc/default/yolod ./etc/yolod/yolod.toml ./usr/share/yolod/models/yolov8n.onnx ./usr/share/doc/yolod/README.md \
-            ./usr/share/doc/yolod/copyright ./usr/share/doc/yolod/models.md \
+            ./usr/share/doc/yolod/copyright ./usr/share/doc/yolod/models.md ./usr/share/doc/yolod/pi-camera.conf \
             ./usr/share/yolod/models/int8/yolov8n-convint.onnx; do
     grep -q " $path\$" <<<"$contents" || { echo "missing $path in $deb:"; echo "$contents"; exit 1; }
 done

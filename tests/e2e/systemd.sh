@@ -13,6 +13,13 @@ out=$(cd "$work" && systemd-analyze verify yolod.service yolod.socket 2>&1 || tr
 if [[ -n "$out" ]]; then
     echo "systemd-analyze verify is not clean:"; echo "$out"; exit 1
 fi
+# The Pi camera drop-in (systemd/pi-camera.conf) must be as clean on top of it.
+mkdir "$work/pi"
+{ cat "$work/yolod.service"; echo; cat systemd/pi-camera.conf; } > "$work/pi/yolod.service"
+out=$(cd "$work/pi" && systemd-analyze verify yolod.service 2>&1 || true)
+if [[ -n "$out" ]]; then
+    echo "systemd-analyze verify with pi-camera.conf is not clean:"; echo "$out"; exit 1
+fi
 score=$(systemd-analyze security --offline=true "$work/yolod.service" 2>&1 | sed -n 's/.*Overall exposure level for yolod.service: \([0-9.]*\).*/\1/p')
 echo "systemd-analyze security: overall exposure $score (goal <= 2.0)"
 awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.0) }'

@@ -11,5 +11,6 @@ mod malformed;
 mod mqtt;
 mod reliability;
 mod service;
+mod sources;
 mod support;
 mod tasks;

@@ -5,7 +5,7 @@
 # The JSON lines go to $E2E_OUT for the host to check (tests/e2e/camera.sh).
 set -e
 out=${E2E_OUT:-/dev/ttyS1}
-common="--camera /dev/video0 --size 640x480 --fps 30 --imgsz 32"
+common="--camera /dev/video0 --frame-size 640x480 --fps 30 --size 32"
 
 echo "== YUYV"
 /yolod capture $common --format YUYV --frames 12 --log /tmp/yuyv.jsonl

@@ -1,0 +1,294 @@
+//! What a `--camera SOURCE` string names (the scheme picks the kind), the
+//! camera's default name, and the source as logs may show it (no
+//! credentials).
+
+use std::path::PathBuf;
+
+/// A camera source, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A V4L2 device, e.g. `/dev/video0`.
+    Device(PathBuf),
+    /// An MJPEG stream (`multipart/x-mixed-replace`) or a JPEG snapshot URL.
+    Http(HttpUrl),
+    /// `exec:COMMAND ARGS...`: a command writing MJPEG to its stdout, split
+    /// into words by shell quoting rules but never run by a shell.
+    Exec(Vec<String>),
+    /// `-`: MJPEG on yolod's stdin.
+    Stdin,
+}
+
+/// An `http://` or `https://` URL, in the parts the camera client needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl {
+    pub tls: bool,
+    /// `user:password` from the URL, if any.
+    pub userinfo: Option<String>,
+    /// The host as written (an IPv6 address keeps its brackets).
+    pub host: String,
+    pub port: u16,
+    /// Path and query, at least `/`.
+    pub target: String,
+}
+
+impl HttpUrl {
+    /// The `Host` header's value.
+    pub fn host_header(&self) -> String {
+        let default = if self.tls { 443 } else { 80 };
+        if self.port == default { self.host.clone() } else { format!("{}:{}", self.host, self.port) }
+    }
+
+    /// The host without IPv6 brackets, for connecting.
+    pub fn connect_host(&self) -> &str {
+        self.host.trim_start_matches('[').trim_end_matches(']')
+    }
+}
+
+impl Source {
+    /// Parses a source as `--camera` and `[[camera]] source` take it.
+    pub fn parse(s: &str) -> Result<Source, String> {
+        let s = s.trim();
+        if s == "-" {
+            return Ok(Source::Stdin);
+        }
+        if let Some(command) = s.strip_prefix("exec:") {
+            let words =
+                shlex::split(command).ok_or_else(|| format!("{}: unbalanced quotes in the command", redact(s)))?;
+            if words.is_empty() {
+                return Err("exec: needs a command, e.g. exec:rpicam-vid -t 0 -n --codec mjpeg -o -".into());
+            }
+            return Ok(Source::Exec(words));
+        }
+        if let Some((scheme, rest)) = s.split_once("://") {
+            return match scheme.to_ascii_lowercase().as_str() {
+                "http" => parse_http(false, rest).map(Source::Http),
+                "https" => parse_http(true, rest).map(Source::Http),
+                "rtsp" | "rtsps" => Err(format!(
+                    "{}: RTSP is not built in yet; read it through ffmpeg: \
+                     \"exec:ffmpeg -loglevel error -rtsp_transport tcp -i URL -f mjpeg -q:v 4 -\"",
+                    redact(s)
+                )),
+                other => Err(format!("{}: unknown scheme {other:?} (use /dev/videoN, http://, exec: or -)", redact(s))),
+            };
+        }
+        if s.is_empty() {
+            return Err("an empty camera source".into());
+        }
+        Ok(Source::Device(PathBuf::from(s)))
+    }
+
+    /// Whether the source can be opened again once it ends (stdin cannot).
+    pub fn reopens(&self) -> bool {
+        !matches!(self, Source::Stdin)
+    }
+
+    /// The default camera name: a slug of the source without credentials
+    /// (`video0`, `host-path`, the `exec:` program's name, `stdin`).
+    pub fn default_name(&self) -> String {
+        let raw = match self {
+            Source::Device(path) => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            Source::Http(url) => {
+                let path = url.target.split(['?', '#']).next().unwrap_or("");
+                let last = path.rsplit('/').find(|p| !p.is_empty()).unwrap_or("");
+                let stem = last.split('.').next().unwrap_or("");
+                if stem.is_empty() { url.connect_host().to_string() } else { format!("{}-{stem}", url.connect_host()) }
+            }
+            Source::Exec(words) => words[0].rsplit('/').next().unwrap_or("").to_string(),
+            Source::Stdin => "stdin".into(),
+        };
+        slug(&raw)
+    }
+}
+
+fn parse_http(tls: bool, rest: &str) -> Result<HttpUrl, String> {
+    let scheme = if tls { "https" } else { "http" };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, target) = rest.split_at(end);
+    let target = target.split('#').next().unwrap_or("");
+    let target = if target.is_empty() || target.starts_with('?') { format!("/{target}") } else { target.to_string() };
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u.to_string()), h),
+        None => (None, authority),
+    };
+    let (host, port) = if let Some(after) = hostport.strip_prefix('[') {
+        let (inside, tail) = after.split_once(']').ok_or_else(|| format!("{scheme}://: unclosed [ in the host"))?;
+        (format!("[{inside}]"), tail.strip_prefix(':'))
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (hostport.to_string(), None),
+        }
+    };
+    if host.is_empty() || host == "[]" {
+        return Err(format!("{scheme}:// needs a host"));
+    }
+    let port = match port {
+        None | Some("") => {
+            if tls {
+                443
+            } else {
+                80
+            }
+        }
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| format!("{scheme}://: bad port {p:?}"))?,
+    };
+    if target.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!("{scheme}://: spaces or control characters in the path; percent-encode them"));
+    }
+    Ok(HttpUrl { tls, userinfo, host, port, target })
+}
+
+/// `[a-z0-9_-]+`: lower case, every other run of characters one `-`
+/// (`traffic light` is the exception that labels need: see [`label_slug`]).
+pub fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches('-').to_string();
+    if out.is_empty() { "camera".into() } else { out }
+}
+
+/// Gives each camera a unique name: the ones asked for, else the source's
+/// slug; a repeated name gets `-2`, `-3`, ... in order.
+pub fn unique_names(wanted: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(wanted.len());
+    for name in wanted {
+        let mut candidate = name.clone();
+        let mut n = 1;
+        while out.contains(&candidate) {
+            n += 1;
+            candidate = format!("{name}-{n}");
+        }
+        out.push(candidate);
+    }
+    out
+}
+
+/// A name given by the user must already be a slug: it becomes part of
+/// topics, metric labels and query strings.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok { Ok(()) } else { Err(format!("camera name {name:?}: use 1 - 64 of a-z, 0-9, _ and -")) }
+}
+
+/// The source as logs, lines and metrics may show it: the user and
+/// password of every `scheme://user:pass@` dropped, and the values of
+/// query keys that look secret (`pwd=`, `password=`, `token=`, ...)
+/// replaced by `***`.
+pub fn redact(s: &str) -> String {
+    s.split(' ').map(redact_word).collect::<Vec<_>>().join(" ")
+}
+
+fn redact_word(word: &str) -> String {
+    let mut out = word.to_string();
+    if let Some(at) = out.find("://") {
+        let start = at + 3;
+        let end = out[start..].find(['/', '?', '#']).map_or(out.len(), |i| start + i);
+        if let Some(i) = out[start..end].rfind('@') {
+            out.replace_range(start..start + i + 1, "");
+        }
+    }
+    let Some(q) = out.find('?') else { return out };
+    let (head, query) = out.split_at(q + 1);
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if secret_key(k) => format!("{k}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{head}{}", query.join("&"))
+}
+
+fn secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["pass", "pwd", "token", "secret", "auth", "key", "sig"].iter().any(|s| key.contains(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(s: &str) -> HttpUrl {
+        match Source::parse(s).unwrap() {
+            Source::Http(u) => u,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_scheme_picks_the_kind() {
+        assert_eq!(Source::parse("/dev/video0").unwrap(), Source::Device("/dev/video0".into()));
+        assert_eq!(Source::parse("-").unwrap(), Source::Stdin);
+        assert_eq!(
+            Source::parse("exec:rpicam-vid -t 0 --codec 'mjpeg' -o -").unwrap(),
+            Source::Exec(["rpicam-vid", "-t", "0", "--codec", "mjpeg", "-o", "-"].map(String::from).to_vec())
+        );
+        assert!(Source::parse("exec:  ").is_err());
+        assert!(Source::parse("exec:ffmpeg 'unclosed").is_err());
+        assert!(Source::parse("ftp://cam/x").unwrap_err().contains("unknown scheme"));
+        assert!(Source::parse("rtsp://u:secret@cam/live").unwrap_err().contains("exec:ffmpeg"));
+        assert!(!Source::parse("rtsp://u:secret@cam/live").unwrap_err().contains("secret"));
+    }
+
+    #[test]
+    fn http_urls_split_into_what_the_client_sends() {
+        let u = http("http://admin:pa:ss@192.168.1.20:8080/video.mjpg?x=1#frag");
+        assert_eq!(u.userinfo.as_deref(), Some("admin:pa:ss"));
+        assert_eq!((u.host.as_str(), u.port, u.target.as_str()), ("192.168.1.20", 8080, "/video.mjpg?x=1"));
+        assert_eq!(u.host_header(), "192.168.1.20:8080");
+        let u = http("https://cam.local");
+        assert_eq!((u.tls, u.port, u.target.as_str(), u.host_header().as_str()), (true, 443, "/", "cam.local"));
+        let u = http("http://[::1]:81?snap");
+        assert_eq!((u.connect_host(), u.port, u.target.as_str()), ("::1", 81, "/?snap"));
+        assert!(Source::parse("http://:80/x").is_err());
+        assert!(Source::parse("http://cam:0/").is_err());
+        assert!(Source::parse("http://cam:99999/").is_err());
+        assert!(Source::parse("http://cam/a b").is_err());
+    }
+
+    #[test]
+    fn default_names_are_slugs_without_credentials() {
+        let name = |s: &str| Source::parse(s).unwrap().default_name();
+        assert_eq!(name("/dev/video0"), "video0");
+        assert_eq!(name("http://admin:pw@192.168.1.20:8080/Video.MJPG?x=1"), "192-168-1-20-video");
+        assert_eq!(name("http://cam.local/"), "cam-local");
+        assert_eq!(name("exec:/usr/bin/rpicam-vid -t 0 -o -"), "rpicam-vid");
+        assert_eq!(name("-"), "stdin");
+        assert_eq!(slug("traffic light"), "traffic-light");
+        assert_eq!(slug("¡¡"), "camera");
+    }
+
+    #[test]
+    fn repeated_names_are_numbered_in_order() {
+        let names = unique_names(&["video0".into(), "cam".into(), "video0".into(), "video0".into()]);
+        assert_eq!(names, ["video0", "cam", "video0-2", "video0-3"]);
+    }
+
+    #[test]
+    fn given_names_must_be_slugs() {
+        assert!(check_name("front-door_2").is_ok());
+        assert!(check_name("Front").is_err() && check_name("").is_err() && check_name("a b").is_err());
+    }
+
+    #[test]
+    fn redaction_drops_userinfo_and_secret_query_values() {
+        assert_eq!(redact("http://admin:hunter2@cam:81/v.mjpg"), "http://cam:81/v.mjpg");
+        assert_eq!(
+            redact("http://cam/snapshot.cgi?user=admin&pwd=hunter2&res=1"),
+            "http://cam/snapshot.cgi?user=admin&pwd=***&res=1"
+        );
+        assert_eq!(
+            redact("exec:ffmpeg -i rtsp://u:p@cam/live?token=abc -f mjpeg -"),
+            "exec:ffmpeg -i rtsp://cam/live?token=*** -f mjpeg -"
+        );
+        assert_eq!(redact("/dev/video0"), "/dev/video0");
+    }
+}

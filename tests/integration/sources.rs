@@ -1,0 +1,298 @@
+//! Camera sources beyond V4L2, fed by real producers on loopback: ffmpeg
+//! writing MJPEG to a pipe (`exec:`, as rpicam-vid would) and serving it
+//! over HTTP (`-f mpjpeg`, as IP cameras and go2rtc do), a plain static
+//! HTTP server for a snapshot URL, and stdin. The footage is made of real
+//! pictures (bus.jpg), so the lines carry real detections.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn need(program: &str) {
+    let found = Command::new(program).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    assert!(found.is_ok(), "{program} is missing: tests/setup.sh installs it");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// An exec: source that loops bus.jpg as MJPEG at `fps`.
+fn ffmpeg_exec(fps: u32) -> String {
+    format!(
+        "exec:ffmpeg -nostdin -loglevel error -re -loop 1 -framerate {fps} -i '{}' -f mjpeg -q:v 4 -",
+        fixture("images/bus.jpg").display()
+    )
+}
+
+/// ffmpeg serving bus.jpg as an MJPEG stream on `port` (one client, then it exits).
+fn ffmpeg_http(port: u16) -> Child {
+    need("ffmpeg");
+    Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-re", "-loop", "1", "-framerate", "5", "-i"])
+        .arg(fixture("images/bus.jpg"))
+        // The Content-Type IP cameras and go2rtc send (ffmpeg's own default is application/octet-stream).
+        .args([
+            "-f",
+            "mpjpeg",
+            "-content_type",
+            "multipart/x-mixed-replace;boundary=ffmpeg",
+            "-q:v",
+            "4",
+            "-listen",
+            "1",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/cam.mjpg"))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("starting ffmpeg")
+}
+
+/// The JSON lines in `path` so far.
+fn lines(path: &std::path::Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+/// Waits until `path` holds a line for `camera` that satisfies `ok`.
+fn wait_for_line(path: &std::path::Path, camera: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(line) = lines(path).into_iter().rev().find(|l| l["camera"] == camera && ok(l)) {
+            return line;
+        }
+        assert!(Instant::now() < deadline, "no line for {camera} with {what}: {:?}", lines(path));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn names(line: &Value) -> Vec<String> {
+    line["data"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_string()).collect()
+}
+
+fn has_bus_and_person(line: &Value) -> bool {
+    let n = names(line);
+    n.iter().any(|x| x == "bus") && n.iter().any(|x| x == "person")
+}
+
+fn camera<'a>(readyz: &'a Value, name: &str) -> &'a Value {
+    readyz["data"]["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("{readyz}"))
+}
+
+fn readyz(server: &Server) -> Value {
+    serde_json::from_slice(&get(&server.url("/readyz"), &[]).body).unwrap()
+}
+
+#[test]
+fn an_exec_command_is_a_camera_and_a_bad_one_beside_it_stops_nothing() {
+    need("ffmpeg");
+    let dir = tempdir("exec");
+    let log = dir.join("lines.jsonl");
+    let server = Server::start(&[
+        "--camera",
+        &ffmpeg_exec(5),
+        "--camera",
+        "exec:yolod-no-such-command --flag",
+        "--size",
+        "320",
+        "--log",
+        log.to_str().unwrap(),
+    ]);
+    let line = wait_for_line(&log, "ffmpeg", "bus and person", has_bus_and_person);
+    assert_eq!(line["source"].as_str().unwrap().split(' ').next(), Some("exec:ffmpeg"));
+    let r = readyz(&server);
+    assert_eq!(r["success"], true, "{r}");
+    let bad = camera(&r, "yolod-no-such-command");
+    assert_eq!(bad["connected"], false);
+    assert!(bad["last_error"].as_str().unwrap().contains("command not found: yolod-no-such-command"), "{bad}");
+    assert_eq!(camera(&r, "ffmpeg")["connected"], true);
+    // The bad camera keeps being retried, and the good one keeps flowing.
+    let before = lines(&log).len();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(lines(&log).len() > before);
+    assert!(server.stderr.lock().unwrap().contains("camera yolod-no-such-command: command not found"));
+    let metrics = String::from_utf8(get(&server.url("/metrics"), &[]).body).unwrap();
+    assert!(metrics.contains("yolod_camera_connected{camera=\"ffmpeg\"} 1"), "{metrics}");
+}
+
+#[test]
+fn an_exec_command_that_dies_is_restarted_and_counted_with_no_line_lost() {
+    need("ffmpeg");
+    let dir = tempdir("restart");
+    let log = dir.join("lines.jsonl");
+    let server = Server::start(&["--camera", &ffmpeg_exec(5), "--size", "320", "--log", log.to_str().unwrap()]);
+    wait_for_line(&log, "ffmpeg", "a frame", |_| true);
+    let pid = child_pid_of(server.pid(), "ffmpeg");
+    assert!(Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while camera(&readyz(&server), "ffmpeg")["reconnects"] != 1 {
+        assert!(Instant::now() < deadline, "no reconnect: {}", readyz(&server));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = lines(&log).last().unwrap()["frame"].as_u64().unwrap();
+    wait_for_line(&log, "ffmpeg", "a frame after the restart", |l| l["frame"].as_u64().unwrap() > after + 2);
+    let frames: Vec<u64> = lines(&log).iter().map(|l| l["frame"].as_u64().unwrap()).collect();
+    assert!(frames.windows(2).all(|w| w[0] < w[1]), "{frames:?}");
+    assert!(camera(&readyz(&server), "ffmpeg")["last_error"].as_str().unwrap().contains("ffmpeg exited"));
+}
+
+#[test]
+fn an_mjpeg_stream_over_http_is_read_part_by_part_and_reconnected() {
+    let port = free_port();
+    let mut producer = ffmpeg_http(port);
+    let dir = tempdir("http");
+    let log = dir.join("lines.jsonl");
+    let url = format!("http://127.0.0.1:{port}/cam.mjpg");
+    let server = Server::start(&["--camera", &url, "--size", "320", "--log", log.to_str().unwrap()]);
+    let line = wait_for_line(&log, "127-0-0-1-cam", "bus and person", has_bus_and_person);
+    assert_eq!(line["source"], url.as_str());
+    assert_eq!(camera(&readyz(&server), "127-0-0-1-cam")["format"], "MJPEG over HTTP");
+    // The camera goes away and comes back.
+    producer.kill().unwrap();
+    producer.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while camera(&readyz(&server), "127-0-0-1-cam")["connected"] == true {
+        assert!(Instant::now() < deadline, "still connected: {}", readyz(&server));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut producer = ffmpeg_http(port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while camera(&readyz(&server), "127-0-0-1-cam")["reconnects"] != 1 {
+        assert!(Instant::now() < deadline, "no reconnect: {}", readyz(&server));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let last = lines(&log).last().unwrap()["frame"].as_u64().unwrap();
+    wait_for_line(&log, "127-0-0-1-cam", "a frame after the reconnect", |l| l["frame"].as_u64().unwrap() > last);
+    producer.kill().unwrap();
+    let _ = producer.wait();
+}
+
+#[test]
+fn a_snapshot_url_is_polled_with_credentials_from_a_file() {
+    let port = free_port();
+    let dir = tempdir("snapshot");
+    let script = format!(
+        r#"
+import base64, http.server, sys
+body = open({bus:?}, "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.headers.get("Authorization") != "Basic " + base64.b64encode(b"viewer:s3cret").decode():
+            self.send_response(401); self.send_header("Content-Length", "0"); self.end_headers(); return
+        self.send_response(200); self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", {port}), H).serve_forever()
+"#,
+        bus = fixture("images/bus.jpg").display().to_string()
+    );
+    let mut producer = Command::new("python3").args(["-c", &script]).spawn().unwrap();
+    std::fs::write(dir.join("good"), "viewer:s3cret\n").unwrap();
+    std::fs::write(dir.join("bad"), "viewer:wrong\n").unwrap();
+    let config = dir.join("yolod.toml");
+    let url = format!("http://127.0.0.1:{port}/snap.jpg");
+    std::fs::write(
+        &config,
+        format!(
+            "[[camera]]\nsource = \"{url}\"\nname = \"porch\"\ncredentials_file = \"{good}\"\nfps = 4\n\n\
+             [[camera]]\nsource = \"{url}\"\nname = \"garage\"\ncredentials_file = \"{bad}\"\n",
+            good = dir.join("good").display(),
+            bad = dir.join("bad").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("lines.jsonl");
+    let server =
+        Server::start(&["--config", config.to_str().unwrap(), "--size", "320", "--log", log.to_str().unwrap()]);
+    wait_for_line(&log, "porch", "bus and person", has_bus_and_person);
+    // Polled again and again: at 4 per second, several frames in 2 s.
+    std::thread::sleep(Duration::from_secs(2));
+    let porch = lines(&log).iter().filter(|l| l["camera"] == "porch").count();
+    assert!(porch >= 4, "{porch} snapshot lines");
+    let garage = camera(&readyz(&server), "garage").clone();
+    assert!(garage["last_error"].as_str().unwrap().contains("refused the credentials (HTTP 401)"), "{garage}");
+    let stderr = server.stderr.lock().unwrap().clone();
+    assert!(!stderr.contains("s3cret") && !stderr.contains("wrong"), "{stderr}");
+    producer.kill().unwrap();
+    let _ = producer.wait();
+}
+
+#[test]
+fn capture_reads_mjpeg_on_stdin_until_it_ends() {
+    let mut child = Command::new(BIN)
+        .args(["capture", "--camera", "-", "--size", "320"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // One picture at a time, each after the last was processed: none replaced.
+    let bus = image("bus.jpg");
+    let writer = std::thread::spawn(move || {
+        for _ in 0..2 {
+            stdin.write_all(&bus).unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        stdin.write_all(&bus[..bus.len() / 2]).unwrap();
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}\n{stderr}");
+    assert!(lines.iter().all(|l| l["camera"] == "stdin" && has_bus_and_person(l)), "{lines:?}");
+    assert!(stderr.contains("2 frames captured, 2 processed, 0 dropped, 1 corrupt"), "{stderr}");
+}
+
+#[test]
+fn camera_sources_and_sizes_are_checked_before_start() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).arg("capture").args(args).output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run(&["--camera", "/dev/video0", "--size", "640x480"]).contains("--frame-size 640x480"));
+    assert!(run(&["--camera", "ftp://cam/x"]).contains("unknown scheme"));
+    let rtsp = run(&["--camera", "rtsp://admin:hunter2@cam/live"]);
+    assert!(rtsp.contains("exec:ffmpeg") && !rtsp.contains("hunter2"), "{rtsp}");
+    assert!(run(&["--camera", "-", "--camera", "-"]).contains("only one camera can read stdin"));
+}
+
+/// A fresh directory for one test's files.
+fn tempdir(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("yolod-sources-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The pid of `parent`'s child named `name`, from /proc.
+fn child_pid_of(parent: u32, name: &str) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            let Some((comm, rest)) = stat.split_once(") ") else { continue };
+            let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+            if comm.ends_with(&format!("({name}")) && ppid == Some(parent) {
+                return pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "no child {name} of {parent}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
