@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # MQTT and Home Assistant discovery against a real broker: Debian's
 # mosquitto on free loopback ports, started and stopped here, read with
-# mosquitto_sub. The camera is the exec: source running
+# mosquitto_sub/_pub. The camera is the exec: source running
 # tests/e2e/mqtt/scene.sh (bus.jpg, or a grey picture while DIR/empty exists).
-# Checks: the discovery configs; person goes to N > 0 and back to 0; the
+# Checks: the discovery configs, sent again when Home Assistant says
+# online; person goes to N > 0 and back to 0; the
 # snapshot is a JPEG with people in it; the broker stopped and started again
 # (detection lines keep flowing, /readyz stays 200 and shows it, yolod
 # republishes availability and state); the last will after kill -9;
@@ -99,6 +100,14 @@ line=$(mosquitto_sub -p "$port" -t "yolod/$camera/detections" -C 1 -W 10)
 python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["frame"] > 0 and d["data"], d' "$line" ||
     fail "detections: $line"
 echo "detections: a JSON line per frame"
+
+echo "== Home Assistant restarts: the configs come again"
+config_topic=$(head -1 "$work/configs.txt" | cut -d' ' -f1)
+mosquitto_pub -p "$port" -t "$config_topic" -r -n
+[[ -z $(retained "$port" "$config_topic") ]] || fail "could not clear $config_topic"
+mosquitto_pub -p "$port" -t homeassistant/status -m online
+wait_for "$port" "$config_topic" 10 '[[ $msg == *unique_id* ]]' >/dev/null
+echo "homeassistant/status online: $config_topic sent again"
 
 echo "== the scene empties: person back to 0, and back again"
 touch "$work/empty"
