@@ -276,8 +276,8 @@ pub fn parse_inference_size(s: &str) -> Result<u32, String> {
 #[derive(Debug, Default, Args)]
 pub struct MqttArgs {
     /// Publish camera detections to this MQTT broker, with Home Assistant
-    /// discovery: mqtt://[user[:pass]@]host[:port] (port 1883), or
-    /// mqtts://... for TLS (port 8883, the system's CAs). Escape '@', ':'
+    /// discovery: `mqtt://[user[:pass]@]host[:port]` (port 1883), or
+    /// `mqtts://...` for TLS (port 8883, the system's CAs). Escape '@', ':'
     /// and '/' in credentials as %40, %3A, %2F.
     #[arg(long = "mqtt", value_name = "URL", env = "YOLOD_MQTT", hide_env_values = true)]
     pub url: Option<String>,

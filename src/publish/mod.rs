@@ -1,7 +1,7 @@
 //! Outputs besides the log: camera detections to an MQTT broker, with Home
 //! Assistant discovery. The camera loop hands each processed frame to the
 //! [`Publisher`] (a [`pipeline::Observer`]); it decides what changed and
-//! queues it in a bounded outbox; one thread ([`client`]) owns the
+//! queues it in a bounded outbox; one thread (`client.rs`) owns the
 //! connection and sends. Nothing in the core imports this module.
 
 mod client;
