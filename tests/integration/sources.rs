@@ -258,6 +258,37 @@ fn capture_reads_mjpeg_on_stdin_until_it_ends() {
 }
 
 #[test]
+fn raw_i420_from_a_command_honours_the_64_byte_row_stride() {
+    need("ffmpeg");
+    // 600 pixels wide in rows padded to 640 bytes, as rpicam-vid --codec yuv420 writes them.
+    let source = format!(
+        "exec:ffmpeg -nostdin -loglevel error -re -loop 1 -framerate 5 -i '{}' \
+         -vf scale=600:800,pad=640:800:0:0 -pix_fmt yuv420p -f rawvideo -",
+        fixture("images/bus.jpg").display()
+    );
+    let out = Command::new(BIN)
+        .args(["capture", "--camera", &source, "--format", "I420", "--frame-size", "600x800"])
+        .args(["--size", "320", "--frames", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("I420 600x800 stride 640 from ffmpeg"), "{stderr}");
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        assert_eq!((line["width"].as_u64(), line["height"].as_u64()), (Some(600), Some(800)), "{line}");
+        assert!(has_bus_and_person(line), "{line}");
+        // The padding is not in the picture: the bus spans the frame, not beyond it.
+        let bus = line["data"].as_array().unwrap().iter().find(|d| d["name"] == "bus").unwrap();
+        assert!(bus["box"]["x2"].as_f64().unwrap() <= 600.0 && bus["box"]["x2"].as_f64().unwrap() > 550.0, "{bus}");
+    }
+    let missing = Command::new(BIN).args(["capture", "--camera", &source, "--format", "I420"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("raw I420 needs the frame size"));
+}
+
+#[test]
 fn camera_sources_and_sizes_are_checked_before_start() {
     let run = |args: &[&str]| {
         let out = Command::new(BIN).arg("capture").args(args).output().unwrap();
