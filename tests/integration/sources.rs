@@ -147,6 +147,44 @@ fn an_exec_command_that_dies_is_restarted_and_counted_with_no_line_lost() {
 }
 
 #[test]
+fn after_kill_9_the_log_has_no_torn_line_the_command_died_too_and_a_restart_appends() {
+    need("ffmpeg");
+    let dir = tempdir("kill9");
+    let log = dir.join("lines.jsonl");
+    let source = ffmpeg_exec(30);
+    let args = ["--camera", source.as_str(), "--size", "32", "--log", log.to_str().unwrap()];
+    let mut server = Server::start(&args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines(&log).len() < 10 {
+        assert!(Instant::now() < deadline, "too few lines: {}", lines(&log).len());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ffmpeg = child_pid_of(server.pid(), "ffmpeg");
+    assert!(Command::new("kill").args(["-9", &server.pid().to_string()]).status().unwrap().success());
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), None, "killed by a signal, no exit code");
+    // The camera command is not left orphaned: the kernel ends it with yolod.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{ffmpeg}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
+        assert!(Instant::now() < deadline, "ffmpeg {ffmpeg} outlived yolod");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Every line parses (lines() panics on a torn one), and a new run appends.
+    let before = lines(&log).len();
+    let _again = Server::start(&args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines(&log).len() < before + 5 {
+        assert!(Instant::now() < deadline, "no new lines after the restart");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let all = lines(&log);
+    let (last_old, first_new) = (all[before - 1]["frame"].as_u64().unwrap(), all[before]["frame"].as_u64().unwrap());
+    assert!(
+        first_new < last_old && first_new <= 3,
+        "the new run counts its frames afresh: {last_old} then {first_new}"
+    );
+}
+
+#[test]
 fn an_mjpeg_stream_over_http_is_read_part_by_part_and_reconnected() {
     let port = free_port();
     let mut producer = ffmpeg_http(port);
