@@ -185,6 +185,69 @@ fn after_kill_9_the_log_has_no_torn_line_the_command_died_too_and_a_restart_appe
 }
 
 #[test]
+fn a_full_disk_loses_lines_counted_keeps_serving_and_writing_resumes_when_space_is_freed() {
+    need("ffmpeg");
+    let dir = tempdir("full");
+    let (mnt, flag) = (dir.join("mnt"), dir.join("free-it"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let port = free_port();
+    // A 128 KiB tmpfs, full before yolod starts, in a mount namespace of its
+    // own (unshare -rm: no root needed); freed when the test says so.
+    let script = format!(
+        "mount -t tmpfs -o size=128k tmpfs {mnt} && (dd if=/dev/zero of={mnt}/filler bs=1k count=256 2>/dev/null || true)
+         {bin} serve --listen 127.0.0.1:{port} --camera \"{source}\" --size 32 --log {mnt}/lines.jsonl &
+         pid=$!
+         while [ ! -e {flag} ]; do sleep 0.1; done
+         rm {mnt}/filler
+         wait $pid",
+        mnt = mnt.display(),
+        bin = BIN,
+        source = ffmpeg_exec(10),
+        flag = flag.display()
+    );
+    let mut shell =
+        Command::new("unshare").args(["-rm", "sh", "-c", &script]).stderr(Stdio::piped()).spawn().expect("unshare");
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = stderr.clone();
+    let pipe = shell.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)).map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let failures = || {
+        let metrics = String::from_utf8(get(&format!("{base}/metrics"), &[]).body).unwrap();
+        let line = metrics.lines().find(|l| l.starts_with("yolod_log_write_failures_total ")).map(str::to_string);
+        line.and_then(|l| l.split(' ').nth(1).and_then(|v| v.parse::<f64>().ok())).unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !stderr.lock().unwrap().contains("ready on") || failures() < 2.0 {
+        assert!(Instant::now() < deadline, "no write failures counted:\n{}", stderr.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(get(&format!("{base}/readyz"), &[]).status, 200);
+    let answer = post(&format!("{base}/v1/predict"), &[("Content-Type", "image/jpeg")], &image("bus.jpg"));
+    assert_eq!(answer.status, 200);
+    let said = stderr.lock().unwrap().matches("log stream write failed").count();
+    assert_eq!(said, 1, "{}", stderr.lock().unwrap());
+    // Space comes back: lines follow, whole.
+    let yolod = child_pid_of(shell.id(), "yolod");
+    std::fs::write(&flag, "").unwrap();
+    let log = std::path::PathBuf::from(format!("/proc/{yolod}/root{}/lines.jsonl", mnt.display()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines(&log).len() < 3 {
+        assert!(Instant::now() < deadline, "no lines after space was freed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lost = failures();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(failures(), lost, "lines still lost after space was freed");
+    let _ = Command::new("kill").arg(yolod.to_string()).status();
+    let _ = shell.wait();
+}
+
+#[test]
 fn an_mjpeg_stream_over_http_is_read_part_by_part_and_reconnected() {
     let port = free_port();
     let mut producer = ffmpeg_http(port);
