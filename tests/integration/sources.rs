@@ -390,6 +390,48 @@ fn raw_i420_from_a_command_honours_the_64_byte_row_stride() {
 }
 
 #[test]
+fn an_rtsp_h264_camera_is_read_through_ffmpeg_as_the_readme_says() {
+    need("ffmpeg");
+    let dir = tempdir("rtsp");
+    let clip = dir.join("clip.mkv");
+    let encoded = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-loop", "1", "-framerate", "10", "-i"])
+        .arg(fixture("images/bus.jpg"))
+        .args(["-t", "20", "-vf", "scale=640:-2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "10"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(encoded.success());
+    let port = free_port();
+    // Debian's python3, which has python3-gi (not a virtualenv's).
+    let mut server = Command::new("/usr/bin/python3")
+        .arg(fixture("rtsp_server.py"))
+        .args([port.to_string(), clip.display().to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the RTSP server (tests/setup.sh installs python3-gi and gir1.2-gst-rtsp-server-1.0)");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().unwrap()), &mut ready).unwrap();
+    assert_eq!(ready.trim(), "serving");
+    let source = format!(
+        "exec:ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i rtsp://127.0.0.1:{port}/cam -f mjpeg -q:v 4 -"
+    );
+    let out =
+        Command::new(BIN).args(["capture", "--camera", &source, "--size", "320", "--frames", "3"]).output().unwrap();
+    server.kill().unwrap();
+    let _ = server.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    for line in &lines {
+        assert_eq!((line["width"].as_u64(), line["height"].as_u64()), (Some(640), Some(854)), "{line}");
+        assert!(has_bus_and_person(line), "{line}");
+    }
+}
+
+#[test]
 fn camera_sources_and_sizes_are_checked_before_start() {
     let run = |args: &[&str]| {
         let out = Command::new(BIN).arg("capture").args(args).output().unwrap();
