@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """Loopback load on `yolod serve`: N clients posting an image for T seconds.
 
-Starts the binary itself (so it can read its RSS), prints throughput,
-p50/p99 latency, status counts (only 200 and 503-with-Retry-After are
-allowed) and RSS at 10 s and at the end (drift must stay under 10%).
+Starts the binary itself (so it can read its RSS and open files), prints
+throughput, p50/p99 latency, status counts (only 200 and 503-with-Retry-After
+are allowed), RSS and open file descriptors at 10 s and at the end (RSS drift
+must stay under 10%, the fd count must not grow).
 
     python3 bench/load.py --clients 4 --seconds 60 [--bin PATH] [--size 320]
+
+The soak (issue: reliability): mixed sizes over both APIs, beside a camera.
+
+    python3 bench/load.py --clients 4 --seconds 600 --mixed --camera
 """
 import argparse
 import http.client
@@ -30,12 +35,19 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--size", type=int, default=320)
     ap.add_argument("--image", default=os.path.join(ROOT, "tests", "fixtures", "images", "bus.jpg"))
+    ap.add_argument("--mixed", action="store_true",
+                    help="each client cycles sizes 320/480/640 and the HUB and DeepStack APIs")
+    ap.add_argument("--camera", action="store_true",
+                    help="also run a camera: ffmpeg looping the image as MJPEG at 5 fps (exec:)")
     args = ap.parse_args()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([args.bin, "serve", "--listen", f"127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    command = [args.bin, "serve", "--listen", f"127.0.0.1:{port}"]
+    if args.camera:
+        command += ["--camera", f"exec:ffmpeg -nostdin -loglevel error -re -loop 1 -framerate 5 -i '{args.image}' "
+                    "-f mjpeg -q:v 4 -", "--fps", "5", "--size", "320", "--emit", "changes"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         if "yolod: ready on" in line:
             break
@@ -45,11 +57,23 @@ def main():
     latencies, statuses, bad = [], {}, []
     deadline = time.monotonic() + args.seconds
 
-    def client():
+    boundary = "yolodsoak"
+    form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.jpg\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + body + f"\r\n--{boundary}--\r\n".encode()
+    requests = [("/v1/predict?size={size}", body, "image/jpeg")]
+    if args.mixed:
+        requests.append(("/v1/vision/detection", form, f"multipart/form-data; boundary={boundary}"))
+    sizes = [320, 480, 640] if args.mixed else [args.size]
+
+    def client(index):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        n = index
         while time.monotonic() < deadline:
+            n += 1
+            path, payload, kind = requests[n % len(requests)]
+            path = path.format(size=sizes[(n // len(requests)) % len(sizes)])
             t = time.monotonic()
-            conn.request("POST", f"/v1/predict?size={args.size}", body, {"Content-Type": "image/jpeg"})
+            conn.request("POST", path, payload, {"Content-Type": kind})
             resp = conn.getresponse()
             resp.read()
             dt = time.monotonic() - t
@@ -62,16 +86,16 @@ def main():
             if resp.status == 503:
                 time.sleep(0.05)
 
-    threads = [threading.Thread(target=client) for _ in range(args.clients)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
     start = time.monotonic()
     for t in threads:
         t.start()
     time.sleep(min(10, args.seconds / 2))
-    rss_10 = rss_kib(proc.pid)
+    rss_10, fds_10 = rss_kib(proc.pid), len(os.listdir(f"/proc/{proc.pid}/fd"))
     for t in threads:
         t.join()
     elapsed = time.monotonic() - start
-    rss_end = rss_kib(proc.pid)
+    rss_end, fds_end = rss_kib(proc.pid), len(os.listdir(f"/proc/{proc.pid}/fd"))
     proc.terminate()
     proc.wait(timeout=30)
     latencies.sort()
@@ -79,10 +103,14 @@ def main():
     drift = (rss_end - rss_10) / rss_10
     print(f"clients {args.clients}, {elapsed:.0f} s, size {args.size}: {len(latencies) / elapsed:.1f} req/s, "
           f"p50 {pct(0.5):.0f} ms, p99 {pct(0.99):.0f} ms, statuses {statuses}, "
-          f"RSS {rss_10 / 1024:.1f} MiB at 10 s -> {rss_end / 1024:.1f} MiB at end ({drift:+.1%}), exit {proc.returncode}")
+          f"RSS {rss_10 / 1024:.1f} MiB at 10 s -> {rss_end / 1024:.1f} MiB at end ({drift:+.1%}), "
+          f"open fds {fds_10} -> {fds_end}, exit {proc.returncode}"
+          + (" (with sizes 320/480/640 over both APIs)" if args.mixed else "")
+          + (" (beside a 5 fps camera)" if args.camera else ""))
     # Growth is what would show a leak; allocator trimming after warm-up shows as a drop.
-    if bad or drift >= 0.10 or proc.returncode != 0:
-        raise SystemExit(f"FAILED: unexpected statuses {bad[:5]} or RSS drift {drift:+.1%} or exit {proc.returncode}")
+    if bad or drift >= 0.10 or fds_end > fds_10 or proc.returncode != 0:
+        raise SystemExit(f"FAILED: unexpected statuses {bad[:5]}, RSS drift {drift:+.1%}, "
+                         f"fds {fds_10} -> {fds_end} or exit {proc.returncode}")
 
 
 if __name__ == "__main__":

@@ -218,17 +218,20 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct CameraArgs {
     /// A camera to read (repeatable), by its source: /dev/videoN (V4L2);
-    /// http://[USER:PASS@]HOST/PATH (an MJPEG stream, or a JPEG snapshot URL
+    /// `http://[USER:PASS@]HOST/PATH` (an MJPEG stream, or a JPEG snapshot URL
     /// polled at --fps); exec:COMMAND ARGS (MJPEG on the command's stdout,
     /// e.g. "exec:rpicam-vid -t 0 -n --codec mjpeg -o -" for a Pi camera
     /// module); - (MJPEG on stdin). YOLOD_CAMERAS takes one source per line.
-    /// Names and per-camera settings: [[camera]] tables in --config.
+    /// Names and per-camera settings: `[[camera]]` tables in --config.
     #[arg(long = "camera", value_name = "SOURCE", env = "YOLOD_CAMERAS", value_delimiter = '\n')]
     pub cameras: Vec<String>,
-    /// Frame size to ask a V4L2 camera for, e.g. 1280x720 (the driver picks the nearest).
+    /// Frame size to ask a V4L2 camera for, e.g. 1280x720 (the driver picks
+    /// the nearest); for raw I420 frames, their size.
     #[arg(long = "frame-size", value_name = "WxH", env = "YOLOD_CAMERA_FRAME_SIZE", value_parser = parse_frame_size)]
     pub frame_size: Option<(u32, u32)>,
-    /// Pixel format of a V4L2 camera: auto (MJPG, then YUYV, NV12, RGB3), or one of those.
+    /// Pixel format: for a V4L2 camera auto (MJPG, then YUYV, NV12, RGB3) or
+    /// one of those or I420; for exec: and -, auto (MJPEG) or I420 (raw
+    /// frames, e.g. rpicam-vid --codec yuv420, with --frame-size).
     #[arg(long, value_name = "FORMAT", env = "YOLOD_CAMERA_FORMAT", default_value = "auto")]
     pub format: String,
     /// Most frames per second to process; newer frames replace older ones

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::mjpeg::{Item, Splitter};
 use super::pixel::PixelFormat;
-use super::{Event, Frame};
+use super::{Event, Frame, PipeLayout};
 
 /// A command that writes nothing for this long is ended and restarted.
 const STALL: Duration = Duration::from_secs(20);
@@ -32,7 +32,7 @@ const STDERR_LINES_PER_MINUTE: u32 = 30;
 pub fn stream(
     camera: &str,
     words: &[String],
-    max_picture: usize,
+    layout: PipeLayout,
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(Event),
 ) -> io::Result<()> {
@@ -59,14 +59,14 @@ pub fn stream(
     let last_byte = Arc::new(AtomicU64::new(0));
     let finished = Arc::new(AtomicBool::new(false));
     let log_thread = spawn_stderr_logger(camera.to_string(), program.clone(), stderr);
-    on_event(Event::Opened(format!("MJPEG from {program} (pid {pid})")));
+    on_event(Event::Opened(format!("{} from {program} (pid {pid})", describe(layout))));
     let result = std::thread::scope(|scope| {
         let watcher = {
             let (child, last_byte, finished) = (child.clone(), last_byte.clone(), finished.clone());
             scope.spawn(move || watch(&child, stop, &last_byte, &finished))
         };
         let epoch = Instant::now();
-        let result = read_pictures(stdout, max_picture, on_event, &|| {
+        let result = read_pipe(stdout, layout, on_event, &|| {
             last_byte.store(epoch.elapsed().as_millis() as u64, Ordering::SeqCst);
         });
         finished.store(true, Ordering::SeqCst);
@@ -91,9 +91,62 @@ pub fn stream(
 }
 
 /// Reads yolod's stdin until it ends (Ok) or `stop`.
-pub fn stdin(max_picture: usize, on_event: &mut dyn FnMut(Event)) -> io::Result<()> {
-    on_event(Event::Opened("MJPEG on stdin".into()));
-    read_pictures(io::stdin().lock(), max_picture, on_event, &|| {})
+pub fn stdin(layout: PipeLayout, on_event: &mut dyn FnMut(Event)) -> io::Result<()> {
+    on_event(Event::Opened(format!("{} on stdin", describe(layout))));
+    read_pipe(io::stdin().lock(), layout, on_event, &|| {})
+}
+
+fn describe(layout: PipeLayout) -> String {
+    match layout {
+        PipeLayout::Mjpeg { .. } => "MJPEG".into(),
+        PipeLayout::I420 { width, height, stride } => format!("I420 {width}x{height} stride {stride}"),
+    }
+}
+
+fn read_pipe(
+    input: impl Read,
+    layout: PipeLayout,
+    on_event: &mut dyn FnMut(Event),
+    on_bytes: &dyn Fn(),
+) -> io::Result<()> {
+    match layout {
+        PipeLayout::Mjpeg { max_picture } => read_pictures(input, max_picture, on_event, on_bytes),
+        PipeLayout::I420 { width, height, stride } => read_raw(input, width, height, stride, on_event, on_bytes),
+    }
+}
+
+/// Reads raw I420 frames of one fixed size until the input ends; a frame
+/// cut short by the end is corrupt.
+fn read_raw(
+    mut input: impl Read,
+    width: u32,
+    height: u32,
+    stride: u32,
+    on_event: &mut dyn FnMut(Event),
+    on_bytes: &dyn Fn(),
+) -> io::Result<()> {
+    let len = super::pixel::i420_frame_len(width as usize, height as usize, stride as usize);
+    loop {
+        let mut data = vec![0; len];
+        let mut got = 0;
+        while got < len {
+            match input.read(&mut data[got..]) {
+                Ok(0) => {
+                    if got > 0 {
+                        on_event(Event::Corrupt(format!("the input ended inside a frame ({got} of {len} bytes)")));
+                    }
+                    return Ok(());
+                }
+                Ok(n) => {
+                    got += n;
+                    on_bytes();
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        on_event(Event::Frame(Frame { number: 0, width, height, stride, format: PixelFormat::I420, data }));
+    }
 }
 
 /// Splits `input` into pictures until it ends.

@@ -59,6 +59,7 @@ impl Frame {
             PixelFormat::Mjpeg => return Ok(None),
             PixelFormat::Yuyv => pixel::yuyv_to_rgb(&self.data, w, h, s, &mut out)?,
             PixelFormat::Nv12 => pixel::nv12_to_rgb(&self.data, w, h, s, &mut out)?,
+            PixelFormat::I420 => pixel::i420_to_rgb(&self.data, w, h, s, &mut out)?,
             PixelFormat::Rgb24 => pixel::rgb24_to_rgb(&self.data, w, h, s, &mut out)?,
         }
         Ok(Some(Rgb { width: self.width, height: self.height, data: out }))
@@ -130,7 +131,36 @@ impl CameraStats {
     }
 }
 
+/// How a pipe's bytes are framed: JPEG pictures, or raw frames of a fixed layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipeLayout {
+    Mjpeg {
+        max_picture: usize,
+    },
+    /// Raw I420 frames, rows `stride` bytes long.
+    I420 {
+        width: u32,
+        height: u32,
+        stride: u32,
+    },
+}
+
+/// Row alignment of rpicam-vid's raw YUV420 frames.
+pub const I420_ROW_ALIGN: u32 = 64;
+
 impl CameraConfig {
+    /// What an `exec:` or stdin source's bytes are: raw I420 when the
+    /// format says so (its frame size is then required, checked at start),
+    /// else MJPEG.
+    pub fn raw_layout(&self) -> PipeLayout {
+        match (self.format, self.size) {
+            (Some(PixelFormat::I420), Some((width, height))) => {
+                PipeLayout::I420 { width, height, stride: width.next_multiple_of(I420_ROW_ALIGN) }
+            }
+            _ => PipeLayout::Mjpeg { max_picture: MAX_PICTURE },
+        }
+    }
+
     /// The source as logs and lines show it: without credentials.
     pub fn display_source(&self) -> String {
         match &self.source {
@@ -153,8 +183,8 @@ fn stream_once(config: &CameraConfig, stop: &AtomicBool, on_event: &mut dyn FnMu
         source::Source::Http(url) => {
             http::stream(url, config.credentials.as_deref(), config.fps, MAX_PICTURE, stop, on_event)
         }
-        source::Source::Exec(words) => exec::stream(&config.name, words, MAX_PICTURE, stop, on_event),
-        source::Source::Stdin => exec::stdin(MAX_PICTURE, on_event),
+        source::Source::Exec(words) => exec::stream(&config.name, words, config.raw_layout(), stop, on_event),
+        source::Source::Stdin => exec::stdin(config.raw_layout(), on_event),
     }
 }
 

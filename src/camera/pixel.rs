@@ -1,6 +1,6 @@
-//! Camera pixel formats to packed RGB8: YUYV (4:2:2) and NV12 (4:2:0) with
-//! BT.601 limited-range coefficients (what UVC webcams send), and RGB24 with
-//! a row stride. Pure code; MJPEG goes through the image decoder instead.
+//! Camera pixel formats to packed RGB8: YUYV (4:2:2), NV12 and I420 (4:2:0)
+//! with BT.601 limited-range coefficients (what UVC webcams send), and RGB24
+//! with a row stride. Pure code; MJPEG goes through the image decoder instead.
 
 /// A frame layout the camera negotiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -8,6 +8,9 @@ pub enum PixelFormat {
     Mjpeg,
     Yuyv,
     Nv12,
+    /// Planar 4:2:0: Y, then Cb, then Cr at half resolution (V4L2 `YU12`;
+    /// what `rpicam-vid --codec yuv420` writes).
+    I420,
     Rgb24,
 }
 
@@ -17,6 +20,7 @@ impl PixelFormat {
             PixelFormat::Mjpeg => *b"MJPG",
             PixelFormat::Yuyv => *b"YUYV",
             PixelFormat::Nv12 => *b"NV12",
+            PixelFormat::I420 => *b"YU12",
             PixelFormat::Rgb24 => *b"RGB3",
         }
     }
@@ -27,6 +31,7 @@ impl PixelFormat {
             b"MJPG" | b"JPEG" => Some(PixelFormat::Mjpeg),
             b"YUYV" => Some(PixelFormat::Yuyv),
             b"NV12" => Some(PixelFormat::Nv12),
+            b"YU12" | b"I420" => Some(PixelFormat::I420),
             b"RGB3" => Some(PixelFormat::Rgb24),
             _ => None,
         }
@@ -116,6 +121,42 @@ pub fn nv12_to_rgb(
     Ok(())
 }
 
+/// Converts an I420 frame: a Y plane of `stride`-byte rows, then Cb and Cr
+/// planes of half-height rows `stride / 2` bytes long (libcamera's layout,
+/// so rpicam-vid's 64-byte-aligned rows work as they come).
+pub fn i420_to_rgb(
+    data: &[u8],
+    width: usize,
+    height: usize,
+    stride: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), ShortFrame> {
+    let stride = stride.max(width);
+    let cstride = (stride / 2).max(width.div_ceil(2));
+    let chroma_rows = height.div_ceil(2);
+    let need = i420_frame_len(width, height, stride);
+    check(data, PixelFormat::I420, width, height, stride, need)?;
+    let (luma, chroma) = data.split_at(stride * height);
+    let (cb, cr) = chroma.split_at(cstride * chroma_rows);
+    out.clear();
+    out.reserve(width * height * 3);
+    for y in 0..height {
+        let lrow = &luma[y * stride..y * stride + width];
+        let (brow, rrow) = (&cb[(y / 2) * cstride..], &cr[(y / 2) * cstride..]);
+        for (x, &l) in lrow.iter().enumerate() {
+            out.extend_from_slice(&ycbcr(l, brow[x / 2], rrow[x / 2]));
+        }
+    }
+    Ok(())
+}
+
+/// Bytes in one I420 frame with this layout (see [`i420_to_rgb`]).
+pub fn i420_frame_len(width: usize, height: usize, stride: usize) -> usize {
+    let stride = stride.max(width);
+    let cstride = (stride / 2).max(width.div_ceil(2));
+    stride * height + 2 * cstride * height.div_ceil(2)
+}
+
 /// Copies an RGB24 frame, dropping any row padding.
 pub fn rgb24_to_rgb(
     data: &[u8],
@@ -192,6 +233,21 @@ mod tests {
         let mut out = Vec::new();
         yuyv_to_rgb(&frame, 2, 2, 8, &mut out).unwrap();
         assert_eq!(out, vec![0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255]);
+    }
+
+    #[test]
+    fn i420_skips_row_padding_and_reads_each_chroma_plane() {
+        // 2x2 picture, rows padded to 4 bytes (chroma rows to 2): grey, with
+        // Cb high (blue) and Cr low in the one chroma sample.
+        let data = [16, 235, 9, 9, 81, 145, 9, 9, 240, 9, 16, 9];
+        assert_eq!(i420_frame_len(2, 2, 4), data.len());
+        let mut out = Vec::new();
+        i420_to_rgb(&data, 2, 2, 4, &mut out).unwrap();
+        let expected: Vec<u8> = [16u8, 235, 81, 145].iter().flat_map(|&y| ycbcr(y, 240, 16)).collect();
+        assert_eq!(out, expected);
+        assert!(i420_to_rgb(&data[..11], 2, 2, 4, &mut out).is_err());
+        assert_eq!(PixelFormat::parse("i420"), Some(PixelFormat::I420));
+        assert_eq!(PixelFormat::parse("YU12"), Some(PixelFormat::I420));
     }
 
     #[test]

@@ -138,8 +138,7 @@ fn parse_http(tls: bool, rest: &str) -> Result<HttpUrl, String> {
     Ok(HttpUrl { tls, userinfo, host, port, target })
 }
 
-/// `[a-z0-9_-]+`: lower case, every other run of characters one `-`
-/// (`traffic light` is the exception that labels need: see [`label_slug`]).
+/// `[a-z0-9_-]+`: lower case, every other run of characters one `-`.
 pub fn slug(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars().flat_map(char::to_lowercase) {

@@ -79,7 +79,9 @@ fn one_camera(args: &CameraArgs, table: &CameraTable) -> Result<(CameraConfig, u
     let format = table.format.as_deref().unwrap_or(&args.format);
     let format = match format.to_ascii_lowercase().as_str() {
         "auto" => None,
-        f => Some(PixelFormat::parse(f).with_context(|| format!("format {f:?}: use auto, MJPG, YUYV, NV12 or RGB3"))?),
+        f => Some(
+            PixelFormat::parse(f).with_context(|| format!("format {f:?}: use auto, MJPG, YUYV, NV12, I420 or RGB3"))?,
+        ),
     };
     let fps = table.fps.or(args.fps);
     if fps.is_some_and(|f| !(f > 0.0 && f.is_finite())) {
@@ -114,6 +116,16 @@ fn one_camera(args: &CameraArgs, table: &CameraTable) -> Result<(CameraConfig, u
             Some(line)
         }
     };
+    if matches!(source, Source::Exec(_) | Source::Stdin) {
+        match format {
+            None | Some(PixelFormat::Mjpeg) => {}
+            Some(PixelFormat::I420) if frame_size.is_some() => {}
+            Some(PixelFormat::I420) => bail!("raw I420 needs the frame size, e.g. frame_size = \"640x480\""),
+            Some(other) => bail!("exec: and - read MJPEG, or raw I420 with a frame size; not {other:?}"),
+        }
+    } else if matches!(source, Source::Http(_)) && !matches!(format, None | Some(PixelFormat::Mjpeg)) {
+        bail!("http:// sources send MJPEG or JPEG snapshots; leave the format at auto");
+    }
     let config = CameraConfig { source, name, credentials, size: frame_size, format, fps };
     Ok((config, size, confidence, emit))
 }

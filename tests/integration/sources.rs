@@ -147,6 +147,107 @@ fn an_exec_command_that_dies_is_restarted_and_counted_with_no_line_lost() {
 }
 
 #[test]
+fn after_kill_9_the_log_has_no_torn_line_the_command_died_too_and_a_restart_appends() {
+    need("ffmpeg");
+    let dir = tempdir("kill9");
+    let log = dir.join("lines.jsonl");
+    let source = ffmpeg_exec(30);
+    let args = ["--camera", source.as_str(), "--size", "32", "--log", log.to_str().unwrap()];
+    let mut server = Server::start(&args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines(&log).len() < 10 {
+        assert!(Instant::now() < deadline, "too few lines: {}", lines(&log).len());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ffmpeg = child_pid_of(server.pid(), "ffmpeg");
+    assert!(Command::new("kill").args(["-9", &server.pid().to_string()]).status().unwrap().success());
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), None, "killed by a signal, no exit code");
+    // The camera command is not left orphaned: the kernel ends it with yolod.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{ffmpeg}/stat")).is_ok_and(|s| !s.contains(") Z ")) {
+        assert!(Instant::now() < deadline, "ffmpeg {ffmpeg} outlived yolod");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Every line parses (lines() panics on a torn one), and a new run appends.
+    let before = lines(&log).len();
+    let _again = Server::start(&args);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines(&log).len() < before + 5 {
+        assert!(Instant::now() < deadline, "no new lines after the restart");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let all = lines(&log);
+    let (last_old, first_new) = (all[before - 1]["frame"].as_u64().unwrap(), all[before]["frame"].as_u64().unwrap());
+    assert!(
+        first_new < last_old && first_new <= 3,
+        "the new run counts its frames afresh: {last_old} then {first_new}"
+    );
+}
+
+#[test]
+fn a_full_disk_loses_lines_counted_keeps_serving_and_writing_resumes_when_space_is_freed() {
+    need("ffmpeg");
+    let dir = tempdir("full");
+    let (mnt, flag) = (dir.join("mnt"), dir.join("free-it"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    let port = free_port();
+    // A 128 KiB tmpfs, full before yolod starts, in a mount namespace of its
+    // own (unshare -rm: no root needed); freed when the test says so.
+    let script = format!(
+        "mount -t tmpfs -o size=128k tmpfs {mnt} && (dd if=/dev/zero of={mnt}/filler bs=1k count=256 2>/dev/null || true)
+         {bin} serve --listen 127.0.0.1:{port} --camera \"{source}\" --size 32 --log {mnt}/lines.jsonl &
+         pid=$!
+         while [ ! -e {flag} ]; do sleep 0.1; done
+         rm {mnt}/filler
+         wait $pid",
+        mnt = mnt.display(),
+        bin = BIN,
+        source = ffmpeg_exec(10),
+        flag = flag.display()
+    );
+    let mut shell =
+        Command::new("unshare").args(["-rm", "sh", "-c", &script]).stderr(Stdio::piped()).spawn().expect("unshare");
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = stderr.clone();
+    let pipe = shell.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)).map_while(Result::ok) {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let failures = || {
+        let metrics = String::from_utf8(get(&format!("{base}/metrics"), &[]).body).unwrap();
+        let line = metrics.lines().find(|l| l.starts_with("yolod_log_write_failures_total ")).map(str::to_string);
+        line.and_then(|l| l.split(' ').nth(1).and_then(|v| v.parse::<f64>().ok())).unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !stderr.lock().unwrap().contains("ready on") || failures() < 2.0 {
+        assert!(Instant::now() < deadline, "no write failures counted:\n{}", stderr.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(get(&format!("{base}/readyz"), &[]).status, 200);
+    let answer = post(&format!("{base}/v1/predict"), &[("Content-Type", "image/jpeg")], &image("bus.jpg"));
+    assert_eq!(answer.status, 200);
+    let said = stderr.lock().unwrap().matches("log stream write failed").count();
+    assert_eq!(said, 1, "{}", stderr.lock().unwrap());
+    // Space comes back: lines follow, whole.
+    let yolod = child_pid_of(shell.id(), "yolod");
+    std::fs::write(&flag, "").unwrap();
+    let log = std::path::PathBuf::from(format!("/proc/{yolod}/root{}/lines.jsonl", mnt.display()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lines(&log).len() < 3 {
+        assert!(Instant::now() < deadline, "no lines after space was freed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lost = failures();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(failures(), lost, "lines still lost after space was freed");
+    let _ = Command::new("kill").arg(yolod.to_string()).status();
+    let _ = shell.wait();
+}
+
+#[test]
 fn an_mjpeg_stream_over_http_is_read_part_by_part_and_reconnected() {
     let port = free_port();
     let mut producer = ffmpeg_http(port);
@@ -255,6 +356,79 @@ fn capture_reads_mjpeg_on_stdin_until_it_ends() {
     assert_eq!(lines.len(), 2, "{lines:?}\n{stderr}");
     assert!(lines.iter().all(|l| l["camera"] == "stdin" && has_bus_and_person(l)), "{lines:?}");
     assert!(stderr.contains("2 frames captured, 2 processed, 0 dropped, 1 corrupt"), "{stderr}");
+}
+
+#[test]
+fn raw_i420_from_a_command_honours_the_64_byte_row_stride() {
+    need("ffmpeg");
+    // 600 pixels wide in rows padded to 640 bytes, as rpicam-vid --codec yuv420 writes them.
+    let source = format!(
+        "exec:ffmpeg -nostdin -loglevel error -re -loop 1 -framerate 5 -i '{}' \
+         -vf scale=600:800,pad=640:800:0:0 -pix_fmt yuv420p -f rawvideo -",
+        fixture("images/bus.jpg").display()
+    );
+    let out = Command::new(BIN)
+        .args(["capture", "--camera", &source, "--format", "I420", "--frame-size", "600x800"])
+        .args(["--size", "320", "--frames", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("I420 600x800 stride 640 from ffmpeg"), "{stderr}");
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        assert_eq!((line["width"].as_u64(), line["height"].as_u64()), (Some(600), Some(800)), "{line}");
+        assert!(has_bus_and_person(line), "{line}");
+        // The padding is not in the picture: the bus spans the frame, not beyond it.
+        let bus = line["data"].as_array().unwrap().iter().find(|d| d["name"] == "bus").unwrap();
+        assert!(bus["box"]["x2"].as_f64().unwrap() <= 600.0 && bus["box"]["x2"].as_f64().unwrap() > 550.0, "{bus}");
+    }
+    let missing = Command::new(BIN).args(["capture", "--camera", &source, "--format", "I420"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("raw I420 needs the frame size"));
+}
+
+#[test]
+fn an_rtsp_h264_camera_is_read_through_ffmpeg_as_the_readme_says() {
+    need("ffmpeg");
+    let dir = tempdir("rtsp");
+    let clip = dir.join("clip.mkv");
+    let encoded = Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-loop", "1", "-framerate", "10", "-i"])
+        .arg(fixture("images/bus.jpg"))
+        .args(["-t", "20", "-vf", "scale=640:-2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "10"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(encoded.success());
+    let port = free_port();
+    // Debian's python3, which has python3-gi (not a virtualenv's).
+    let mut server = Command::new("/usr/bin/python3")
+        .arg(fixture("rtsp_server.py"))
+        .args([port.to_string(), clip.display().to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the RTSP server (tests/setup.sh installs python3-gi and gir1.2-gst-rtsp-server-1.0)");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().unwrap()), &mut ready).unwrap();
+    assert_eq!(ready.trim(), "serving");
+    let source = format!(
+        "exec:ffmpeg -nostdin -loglevel error -rtsp_transport tcp -i rtsp://127.0.0.1:{port}/cam -f mjpeg -q:v 4 -"
+    );
+    let out =
+        Command::new(BIN).args(["capture", "--camera", &source, "--size", "320", "--frames", "3"]).output().unwrap();
+    server.kill().unwrap();
+    let _ = server.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    for line in &lines {
+        assert_eq!((line["width"].as_u64(), line["height"].as_u64()), (Some(640), Some(854)), "{line}");
+        assert!(has_bus_and_person(line), "{line}");
+    }
 }
 
 #[test]
