@@ -9,7 +9,8 @@
 # (detection lines keep flowing, /readyz stays 200 and shows it, yolod
 # republishes availability and state); the last will after kill -9;
 # `offline` on SIGTERM; wrong credentials from a password file give a clear
-# log line without the password and show in /readyz.
+# log line without the password and show in /readyz; mqtts:// against a
+# private CA (trusted through SSL_CERT_FILE, refused without it).
 #
 # usage: tests/e2e/mqtt.sh [YOLOD_BINARY]
 set -euo pipefail
@@ -180,4 +181,23 @@ start_yolod creds2 --mqtt "mqtt://ha@127.0.0.1:$port2" --mqtt-password-file "$wo
 [[ $(mosquitto_sub -p "$port2" -u ha -P right-password -t yolod/available -C 1 -W 60) == online ]] ||
     fail "the right password did not connect"
 echo "credentials: refusal logged as an error without the password, shown in /readyz; the right one connects"
+echo "== mqtts:// (rustls with ring) against a private CA"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" -days 2 -subj "/CN=yolod test CA" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout "$work/tls.key" -out "$work/tls.csr" -subj "/CN=localhost" 2>/dev/null
+printf 'subjectAltName=DNS:localhost\n' >"$work/san.cnf"
+openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
+    -extfile "$work/san.cnf" -out "$work/tls.pem" 2>/dev/null
+chmod 644 "$work"/*.pem "$work"/*.key
+port3=$(free_port)
+printf 'allow_anonymous true\ncafile %s\ncertfile %s\nkeyfile %s\n' "$work/ca.pem" "$work/tls.pem" "$work/tls.key" |
+    start_broker "$port3"
+tls_sub() { mosquitto_sub -h localhost -p "$port3" --cafile "$work/ca.pem" -t yolod/available -C 1 -W "$1" 2>/dev/null || true; }
+SSL_CERT_FILE=$work/ca.pem start_yolod tls --mqtt "mqtts://localhost:$port3"
+[[ $(tls_sub 60) == online ]] || fail "mqtts:// with the CA trusted did not connect"
+kill "$yolod"
+wait "$yolod" || true
+start_yolod tls-untrusted --mqtt "mqtts://localhost:$port3"
+for _ in $(seq 100); do grep -q "UnknownIssuer" "$work/tls-untrusted.log" && break; sleep 0.2; done
+grep -q "UnknownIssuer" "$work/tls-untrusted.log" || fail "an untrusted broker certificate was not refused"
+echo "mqtts: connects with the CA in SSL_CERT_FILE, refuses the certificate without it"
 echo "mqtt e2e: all checks passed"
