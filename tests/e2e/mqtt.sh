@@ -161,7 +161,9 @@ mosquitto_passwd -b -c "$work/passwd" ha right-password 2>/dev/null
 # mosquitto started as root reads its password file as the user mosquitto.
 chmod 755 "$work"
 chmod 644 "$work/passwd"
-printf 'allow_anonymous false\npassword_file %s\n' "$work/passwd" | start_broker "$port2"
+# (Input by redirection, not a pipe: a piped function runs in a subshell,
+# and the broker's pid would not reach the cleanup.)
+start_broker "$port2" < <(printf 'allow_anonymous false\npassword_file %s\n' "$work/passwd")
 printf 'wrong-password\n' >"$work/mqtt-pass"
 chmod 600 "$work/mqtt-pass"
 start_yolod creds --mqtt "mqtt://ha@127.0.0.1:$port2" --mqtt-password-file "$work/mqtt-pass"
@@ -189,8 +191,8 @@ openssl x509 -req -in "$work/tls.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -
     -extfile "$work/san.cnf" -out "$work/tls.pem" 2>/dev/null
 chmod 644 "$work"/*.pem "$work"/*.key
 port3=$(free_port)
-printf 'allow_anonymous true\ncafile %s\ncertfile %s\nkeyfile %s\n' "$work/ca.pem" "$work/tls.pem" "$work/tls.key" |
-    start_broker "$port3"
+start_broker "$port3" < <(printf 'allow_anonymous true\ncafile %s\ncertfile %s\nkeyfile %s\n' \
+    "$work/ca.pem" "$work/tls.pem" "$work/tls.key")
 tls_sub() { mosquitto_sub -h localhost -p "$port3" --cafile "$work/ca.pem" -t yolod/available -C 1 -W "$1" 2>/dev/null || true; }
 SSL_CERT_FILE=$work/ca.pem start_yolod tls --mqtt "mqtts://localhost:$port3"
 [[ $(tls_sub 60) == online ]] || fail "mqtts:// with the CA trusted did not connect"
