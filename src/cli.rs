@@ -207,6 +207,8 @@ pub struct ServeArgs {
     pub cors_origins: Vec<String>,
     #[command(flatten)]
     pub camera: CameraArgs,
+    #[command(flatten)]
+    pub mqtt: MqttArgs,
     /// Seconds to let in-flight requests finish on SIGTERM / Ctrl-C.
     #[arg(long, value_name = "SECS", env = "YOLOD_SHUTDOWN_TIMEOUT", default_value_t = 10.0)]
     pub shutdown_timeout: f64,
@@ -271,6 +273,44 @@ pub fn parse_inference_size(s: &str) -> Result<u32, String> {
         Ok(n) if (32..=1280).contains(&n) => Ok(n),
         _ => Err(format!("{s:?}: give a size from 32 to 1280")),
     }
+}
+
+/// Publishing camera detections to an MQTT broker (Home Assistant).
+#[derive(Debug, Default, Args)]
+pub struct MqttArgs {
+    /// Publish camera detections to this MQTT broker, with Home Assistant
+    /// discovery: `mqtt://[user[:pass]@]host[:port]` (port 1883), or
+    /// `mqtts://...` for TLS (port 8883, the system's CAs). Escape '@', ':'
+    /// and '/' in credentials as %40, %3A, %2F.
+    #[arg(long = "mqtt", value_name = "URL", env = "YOLOD_MQTT", hide_env_values = true)]
+    pub url: Option<String>,
+    /// A file holding the broker password (its first line), instead of one
+    /// in the URL; the user still comes from the URL.
+    #[arg(long = "mqtt-password-file", value_name = "FILE", env = "YOLOD_MQTT_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// The topic everything is published under: TOPIC/available,
+    /// TOPIC/CAMERA/LABEL (the count), TOPIC/CAMERA/LABEL/snapshot,
+    /// TOPIC/CAMERA/detections. Give each yolod host its own.
+    #[arg(long = "mqtt-topic", value_name = "TOPIC", env = "YOLOD_MQTT_TOPIC", default_value = "yolod")]
+    pub topic: String,
+    /// The class names published per camera, each a count, a snapshot and
+    /// two Home Assistant entities (comma-separated).
+    #[arg(
+        long = "mqtt-labels",
+        value_name = "LABELS",
+        env = "YOLOD_MQTT_LABELS",
+        value_delimiter = ',',
+        default_value = "person,car,truck,bicycle,motorcycle,bus,dog,cat,bird"
+    )]
+    pub labels: Vec<String>,
+    /// Home Assistant's MQTT discovery prefix.
+    #[arg(
+        long = "mqtt-discovery-prefix",
+        value_name = "PREFIX",
+        env = "YOLOD_MQTT_DISCOVERY_PREFIX",
+        default_value = "homeassistant"
+    )]
+    pub discovery_prefix: String,
 }
 
 #[derive(Debug, Args)]

@@ -209,6 +209,16 @@ mod tests {
     }
 
     #[test]
+    fn mqtt_keys_fill_their_options_and_a_flag_wins() {
+        let toml = "mqtt = \"mqtt://ha@broker\"\nmqtt-labels = [\"person\", \"traffic light\"]\nmqtt-topic = \"x\"\n";
+        let args = serve(parse(toml, &["serve", "--mqtt-topic", "yolod/kitchen"]).unwrap());
+        assert_eq!(args.mqtt.url.as_deref(), Some("mqtt://ha@broker"));
+        assert_eq!(args.mqtt.labels, ["person", "traffic light"]);
+        assert_eq!(args.mqtt.topic, "yolod/kitchen");
+        assert_eq!(args.mqtt.discovery_prefix, "homeassistant");
+    }
+
+    #[test]
     fn camera_tables_come_with_their_own_settings_beside_the_flags() {
         let toml = "fps = 2\n[[camera]]\nsource = \"/dev/video2\"\nname = \"door\"\nfps = 5\nframe-size = \"1280x720\"\n\n\
                     [[camera]]\nsource = \"exec:ffmpeg -i x -f mjpeg -\"\nsize = 320\n";

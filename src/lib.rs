@@ -13,6 +13,7 @@ pub mod engine;
 pub mod logging;
 pub mod model;
 pub mod pipeline;
+pub mod publish;
 pub mod service;
 pub mod signals;
 pub mod sink;

@@ -28,6 +28,12 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
+/// Told about every processed frame (the MQTT publisher): the camera's
+/// name, the frame, and its JSON line when `--emit` let it through.
+pub trait Observer: Send + Sync {
+    fn processed(&self, camera: &str, frame: &Arc<Snapshot>, line: Option<&[u8]>);
+}
+
 /// Everything one camera pipeline needs.
 pub struct CameraJob {
     pub config: CameraConfig,
@@ -36,6 +42,8 @@ pub struct CameraJob {
     pub emit: Emit,
     /// Stop after this many processed frames (then sets `stop`).
     pub max_frames: Option<u64>,
+    /// Besides the log: who else hears of each processed frame.
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 /// Runs until `stop` is set (or `max_frames` are processed). Lines go to
@@ -107,9 +115,16 @@ pub fn run(
                     };
                     Some(wire::to_vec(&line))
                 };
-                let snapshot =
-                    Snapshot { frame: number, model: job.model.clone(), objects: out.objects, image: out.image };
-                *stats.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(snapshot));
+                let snapshot = Arc::new(Snapshot {
+                    frame: number,
+                    model: job.model.clone(),
+                    objects: out.objects,
+                    image: out.image,
+                });
+                *stats.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(snapshot.clone());
+                if let Some(observer) = &job.observer {
+                    observer.processed(&name, &snapshot, line.as_deref());
+                }
                 line
             }
             Err(e) => {

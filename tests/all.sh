@@ -44,6 +44,9 @@ tests/e2e/package.sh x86_64-unknown-linux-musl
 step "DeepStack clients (deepstack-python, node-red-contrib-deepstack) against the same build"
 tests/e2e/deepstack.sh target/x86_64-unknown-linux-musl/release/yolod
 
+step "MQTT and Home Assistant discovery against mosquitto, broker outage, last will, credentials"
+tests/e2e/mqtt.sh target/x86_64-unknown-linux-musl/release/yolod
+
 step "camera: a real V4L2 device (vivid) in a VM, capture across a replug"
 tests/e2e/camera.sh
 

@@ -23,11 +23,14 @@ set -euo pipefail
 # python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good
 #   gstreamer1.0-plugins-bad: GStreamer's RTSP server with H.264 (h264parse
 #   is in -bad, the RTP payloader and Matroska demuxer in -good)
+# mosquitto mosquitto-clients: the MQTT broker and mosquitto_sub/_passwd
+#   (tests/integration/mqtt.rs, tests/e2e/mqtt.sh); openssl: its test CA
 PACKAGES=(
     musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
     qemu-user-static file python3 python3-venv systemd libclang-dev
     qemu-system-x86 cpio kmod xz-utils curl ca-certificates ffmpeg
     python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    mosquitto mosquitto-clients openssl
 )
 # A node and npm from elsewhere (NodeSource, nvm) will do as well as Debian's.
 command -v node >/dev/null && command -v npm >/dev/null || PACKAGES+=(nodejs npm)

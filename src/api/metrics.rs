@@ -100,6 +100,47 @@ impl Metrics {
     }
 }
 
+/// The MQTT publisher's counters and its connection gauge, as `render`'s extra lines.
+pub fn mqtt(status: &crate::publish::Status) -> Vec<(&'static str, &'static str, &'static str, String, f64)> {
+    vec![
+        (
+            "yolod_mqtt_connected",
+            "1 while connected to the MQTT broker.",
+            "gauge",
+            String::new(),
+            status.connected as u8 as f64,
+        ),
+        (
+            "yolod_mqtt_published_total",
+            "MQTT messages handed to the broker connection.",
+            "counter",
+            String::new(),
+            status.published as f64,
+        ),
+        (
+            "yolod_mqtt_dropped_total",
+            "MQTT messages replaced by a newer one for their topic before they could be sent.",
+            "counter",
+            String::new(),
+            status.dropped as f64,
+        ),
+        (
+            "yolod_mqtt_reconnects_total",
+            "Times the MQTT broker connection was made again.",
+            "counter",
+            String::new(),
+            status.reconnects as f64,
+        ),
+        (
+            "yolod_mqtt_queued",
+            "MQTT messages waiting (at most one per topic).",
+            "gauge",
+            String::new(),
+            status.queued as f64,
+        ),
+    ]
+}
+
 /// Escapes a Prometheus label value.
 pub fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")

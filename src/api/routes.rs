@@ -184,7 +184,11 @@ fn readyz(state: &State) -> Reply {
             })
         })
         .collect();
-    let data = serde_json::json!({ "models": ids, "queue_depth": state.engine.queue_depth(), "cameras": cameras });
+    let mut data = serde_json::json!({ "models": ids, "queue_depth": state.engine.queue_depth(), "cameras": cameras });
+    if let Some(mqtt) = state.mqtt.get() {
+        // Shown, never a 503: a broker outage does not stop the API.
+        data["mqtt"] = serde_json::to_value(mqtt.status()).unwrap_or_default();
+    }
     Reply::json(if ready { 200 } else { 503 }, &Envelope { success: ready, message, data })
 }
 
@@ -298,6 +302,9 @@ fn metrics_reply(state: &State) -> Reply {
             labels,
             c.connected.load(Ordering::SeqCst) as u8 as f64,
         ));
+    }
+    if let Some(mqtt) = state.mqtt.get() {
+        gauges.extend(super::metrics::mqtt(&mqtt.status()));
     }
     for m in state.registry.all() {
         let i = &m.info;

@@ -64,6 +64,8 @@ pub struct State {
     pub started: Instant,
     /// The camera log stream, once cameras run (its write failures are a metric).
     pub log_sink: std::sync::OnceLock<Arc<std::sync::Mutex<crate::sink::Sink>>>,
+    /// The MQTT publisher, with --mqtt (its state shows in /readyz and /metrics).
+    pub mqtt: std::sync::OnceLock<Arc<crate::publish::Publisher>>,
     stopping: AtomicBool,
     in_flight: AtomicUsize,
 }
@@ -82,6 +84,7 @@ impl State {
             hub,
             started: Instant::now(),
             log_sink: std::sync::OnceLock::new(),
+            mqtt: std::sync::OnceLock::new(),
             stopping: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
         }

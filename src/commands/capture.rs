@@ -59,6 +59,7 @@ pub fn camera_jobs(
                 params: Params { max_detections, ..Params::new(size, confidence, 0.45) },
                 emit,
                 max_frames,
+                observer: None,
             }
         })
         .collect();

@@ -16,8 +16,12 @@ use crate::config::{KeySources, ServeConfig};
 use crate::engine::Engine;
 use crate::model::registry::Registry;
 use crate::pipeline;
+use crate::publish::{self, MqttConfig, Publisher};
 use crate::service::{self, Notifier};
 use crate::signals::{self, Signal};
+
+/// On a clean stop, the longest wait for the broker to take `offline`.
+const MQTT_GOODBYE: Duration = Duration::from_secs(3);
 
 /// A worker on one job longer than this is stuck: the watchdog stops pinging.
 const STUCK_JOB: Duration = Duration::from_secs(60);
@@ -93,6 +97,7 @@ pub fn serve(mut args: ServeArgs, activated: Option<std::net::TcpListener>) -> R
     // First: SIGHUP must not end the process while models load.
     let signals = signals::listen()?;
     let camera_args = std::mem::replace(&mut args.camera, empty_camera_args());
+    let mqtt_config = MqttConfig::from_args(&std::mem::take(&mut args.mqtt), &publish::config::host_name())?;
     let config = ServeConfig::from_args(args)?;
     log::info!("version {}: loading models", env!("CARGO_PKG_VERSION"));
     let registry = Registry::load(&config.sources)?;
@@ -127,11 +132,25 @@ pub fn serve(mut args: ServeArgs, activated: Option<std::net::TcpListener>) -> R
         log::warn!("--no-auth on {}: anyone who can reach this address can use the API", config.listen);
     }
     let models: Vec<String> = registry.all().iter().map(|m| m.info.id.clone()).collect();
-    let (camera_jobs, sink) =
+    let (mut camera_jobs, sink) =
         super::capture::camera_jobs(&camera_args, &registry.default_model(), None, config.http.max_detections)?;
     let camera_stats: Vec<Arc<CameraStats>> =
         camera_jobs.iter().map(|j| Arc::new(CameraStats::new(&j.config))).collect();
+    let publisher = match mqtt_config {
+        Some(mqtt) => {
+            let cameras: Vec<String> = camera_stats.iter().map(|s| s.name.clone()).collect();
+            let publisher = Publisher::start(mqtt, &cameras)?;
+            for job in &mut camera_jobs {
+                job.observer = Some(publisher.clone());
+            }
+            Some(publisher)
+        }
+        None => None,
+    };
     let state = Arc::new(State::new(registry, engine, config.http.clone(), camera_stats.clone()));
+    if let Some(publisher) = &publisher {
+        let _ = state.mqtt.set(publisher.clone());
+    }
     let sink = Arc::new(Mutex::new(sink));
     let _ = state.log_sink.set(sink.clone());
     let camera_stop = Arc::new(AtomicBool::new(false));
@@ -165,6 +184,9 @@ pub fn serve(mut args: ServeArgs, activated: Option<std::net::TcpListener>) -> R
     camera_stop.store(true, Ordering::SeqCst);
     for t in camera_threads {
         let _ = t.join();
+    }
+    if let Some(publisher) = &publisher {
+        publisher.shutdown(MQTT_GOODBYE);
     }
     let left = running.shutdown(config.shutdown_timeout);
     if left > 0 {

@@ -8,6 +8,7 @@ mod deepstack;
 mod hardening;
 mod logging;
 mod malformed;
+mod mqtt;
 mod reliability;
 mod service;
 mod sources;
