@@ -25,11 +25,10 @@ struct Broker {
 }
 
 impl Broker {
-    /// `None` (and a message) when mosquitto is not installed.
-    fn start(port: u16, extra: &str) -> Option<Broker> {
+    /// Starts it; a missing mosquitto fails the test (tests/setup.sh installs it).
+    fn start(port: u16, extra: &str) -> Broker {
         let (Some(mosquitto), Some(_)) = (tool("mosquitto"), tool("mosquitto_sub")) else {
-            eprintln!("SKIPPED: mosquitto / mosquitto_sub not installed (apt-get install mosquitto mosquitto-clients)");
-            return None;
+            panic!("mosquitto / mosquitto_sub not installed: tests/setup.sh installs them");
         };
         let dir = std::env::temp_dir().join(format!("yolod-mqtt-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -42,7 +41,7 @@ impl Broker {
             assert!(Instant::now() < deadline, "mosquitto did not listen on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Some(broker)
+        broker
     }
 
     /// The retained message of `topic` (empty if none), as `mosquitto_sub` gets it.
@@ -98,7 +97,7 @@ fn wait_until(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
 #[test]
 fn availability_is_online_then_the_last_will_says_offline_after_kill_9() {
     let port = free_port();
-    let Some(broker) = Broker::start(port, "allow_anonymous true\n") else { return };
+    let broker = Broker::start(port, "allow_anonymous true\n");
     let url = format!("mqtt://127.0.0.1:{port}");
     let mut server = Server::start(&["--mqtt", &url, "--mqtt-topic", "t1"]);
     broker.expect("t1/available", "online", Duration::from_secs(10));
@@ -110,7 +109,7 @@ fn availability_is_online_then_the_last_will_says_offline_after_kill_9() {
 #[test]
 fn sigterm_says_offline_and_exits_0() {
     let port = free_port();
-    let Some(broker) = Broker::start(port, "allow_anonymous true\n") else { return };
+    let broker = Broker::start(port, "allow_anonymous true\n");
     let url = format!("mqtt://127.0.0.1:{port}");
     let mut server = Server::start(&["--mqtt", &url]);
     broker.expect("yolod/available", "online", Duration::from_secs(10));
@@ -129,7 +128,7 @@ fn a_broker_that_comes_late_or_goes_away_never_costs_readiness_and_is_reconnecte
         mqtt_status(&server)["last_error"].is_string()
     });
     assert_eq!(mqtt_status(&server)["connected"], false);
-    let Some(broker) = Broker::start(port, "allow_anonymous true\n") else { return };
+    let broker = Broker::start(port, "allow_anonymous true\n");
     broker.expect("yolod/available", "online", Duration::from_secs(20));
     assert_eq!(mqtt_status(&server)["connected"], true);
     drop(broker);
@@ -137,7 +136,7 @@ fn a_broker_that_comes_late_or_goes_away_never_costs_readiness_and_is_reconnecte
     let metrics = String::from_utf8(get(&server.url("/metrics"), &[]).body).unwrap();
     assert!(metrics.contains("\nyolod_mqtt_connected 0\n"), "{metrics}");
     // A fresh broker (nothing retained): yolod publishes its availability again.
-    let Some(broker) = Broker::start(port, "allow_anonymous true\n") else { return };
+    let broker = Broker::start(port, "allow_anonymous true\n");
     broker.expect("yolod/available", "online", Duration::from_secs(20));
     let status = mqtt_status(&server);
     assert_eq!(status["connected"], true);
@@ -150,14 +149,11 @@ fn refused_credentials_are_an_error_line_without_the_password_and_show_in_readyz
     let dir = std::env::temp_dir().join(format!("yolod-mqtt-creds-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let passwd = dir.join("passwd");
-    let Some(mosquitto_passwd) = tool("mosquitto_passwd") else {
-        eprintln!("SKIPPED: mosquitto_passwd not installed");
-        return;
-    };
+    let mosquitto_passwd = tool("mosquitto_passwd").expect("mosquitto_passwd: tests/setup.sh installs mosquitto");
     let made = Command::new(mosquitto_passwd).args(["-b", "-c"]).arg(&passwd).args(["ha", "right-pw"]).status();
     assert!(made.unwrap().success());
     let extra = format!("allow_anonymous false\npassword_file {}\n", passwd.display());
-    let Some(broker) = Broker::start(port, &extra) else { return };
+    let broker = Broker::start(port, &extra);
     let secret = dir.join("mqtt-password");
     std::fs::write(&secret, "wrong-pw-123\n").unwrap();
     let url = format!("mqtt://ha@127.0.0.1:{port}");
