@@ -11,6 +11,13 @@ must stay under 10%, the fd count must not grow).
 The soak (issue: reliability): mixed sizes over both APIs, beside a camera.
 
     python3 bench/load.py --clients 4 --seconds 600 --mixed --camera
+
+What a client cycling `size` through 32..1280 costs the others: run twice,
+without and with `--cyclers 1` (that many extra clients, each asking for the
+next size, 32 to 1280 in steps of 32, every request), and compare the fixed
+clients' throughput; the cyclers' statuses show the plan-build cap (503).
+
+    python3 bench/load.py --clients 2 --seconds 90 --cyclers 1
 """
 import argparse
 import http.client
@@ -37,6 +44,8 @@ def main():
     ap.add_argument("--image", default=os.path.join(ROOT, "tests", "fixtures", "images", "bus.jpg"))
     ap.add_argument("--mixed", action="store_true",
                     help="each client cycles sizes 320/480/640 and the HUB and DeepStack APIs")
+    ap.add_argument("--cyclers", type=int, default=0,
+                    help="extra clients that ask for a new size (32..1280) on every request")
     ap.add_argument("--camera", action="store_true",
                     help="also run a camera: ffmpeg looping the image as MJPEG at 5 fps (exec:)")
     args = ap.parse_args()
@@ -65,6 +74,25 @@ def main():
         requests.append(("/v1/vision/detection", form, f"multipart/form-data; boundary={boundary}"))
     sizes = [320, 480, 640] if args.mixed else [args.size]
 
+    cycler_statuses, cycler_ok = {}, [0]
+
+    def cycler(index):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        n = index * 7
+        while time.monotonic() < deadline:
+            n += 1
+            size = 32 * (1 + n % 40)
+            conn.request("POST", f"/v1/predict?size={size}", body, {"Content-Type": "image/jpeg"})
+            resp = conn.getresponse()
+            resp.read()
+            with lock:
+                cycler_statuses[resp.status] = cycler_statuses.get(resp.status, 0) + 1
+                cycler_ok[0] += resp.status == 200
+                if resp.status not in (200, 503):
+                    bad.append(resp.status)
+            if resp.status == 503:
+                time.sleep(float(resp.getheader("Retry-After") or 1))
+
     def client(index):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         n = index
@@ -87,6 +115,7 @@ def main():
                 time.sleep(0.05)
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
+    threads += [threading.Thread(target=cycler, args=(i,)) for i in range(args.cyclers)]
     start = time.monotonic()
     for t in threads:
         t.start()
@@ -106,7 +135,9 @@ def main():
           f"RSS {rss_10 / 1024:.1f} MiB at 10 s -> {rss_end / 1024:.1f} MiB at end ({drift:+.1%}), "
           f"open fds {fds_10} -> {fds_end}, exit {proc.returncode}"
           + (" (with sizes 320/480/640 over both APIs)" if args.mixed else "")
-          + (" (beside a 5 fps camera)" if args.camera else ""))
+          + (" (beside a 5 fps camera)" if args.camera else "")
+          + (f"; {args.cyclers} size cyclers: {cycler_ok[0] / elapsed:.2f} req/s answered, statuses {cycler_statuses}"
+             if args.cyclers else ""))
     # Growth is what would show a leak; allocator trimming after warm-up shows as a drop.
     if bad or drift >= 0.10 or fds_end > fds_10 or proc.returncode != 0:
         raise SystemExit(f"FAILED: unexpected statuses {bad[:5]}, RSS drift {drift:+.1%}, "
