@@ -59,7 +59,17 @@ pub fn stream(
     let last_byte = Arc::new(AtomicU64::new(0));
     let finished = Arc::new(AtomicBool::new(false));
     let log_thread = spawn_stderr_logger(camera.to_string(), program.clone(), stderr);
-    on_event(Event::Opened(format!("{} from {program} (pid {pid})", describe(layout))));
+    // Opened once bytes arrive, not at spawn: a command that starts and
+    // fails at once (a camera that is not there) is never "connected".
+    let description = format!("{} from {program} (pid {pid})", describe(layout));
+    let mut opened = false;
+    let on_event = &mut |event: Event| {
+        if !opened {
+            opened = true;
+            on_event(Event::Opened(description.clone()));
+        }
+        on_event(event);
+    };
     let result = std::thread::scope(|scope| {
         let watcher = {
             let (child, last_byte, finished) = (child.clone(), last_byte.clone(), finished.clone());
