@@ -177,7 +177,7 @@ fn read_pictures(
         };
         if n == 0 {
             if let Some(item) = splitter.finish() {
-                deliver(item, on_event);
+                super::deliver(item, on_event);
             }
             return Ok(());
         }
@@ -188,25 +188,11 @@ fn read_pictures(
             if matches!(item, Item::Picture(_)) {
                 since_picture = 0;
             }
-            deliver(item, on_event);
+            super::deliver(item, on_event);
         }
         if since_picture > 2 * max_picture {
             return Err(super::mjpeg::no_pictures(since_picture));
         }
-    }
-}
-
-fn deliver(item: Item, on_event: &mut dyn FnMut(Event)) {
-    match item {
-        Item::Picture(data) => on_event(Event::Frame(Frame {
-            number: 0,
-            width: 0,
-            height: 0,
-            stride: 0,
-            format: PixelFormat::Mjpeg,
-            data,
-        })),
-        Item::Corrupt(why) => on_event(Event::Corrupt(why.to_string())),
     }
 }
 

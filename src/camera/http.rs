@@ -12,10 +12,9 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::Event;
 use super::mjpeg::{Item, Splitter};
-use super::pixel::PixelFormat;
 use super::source::HttpUrl;
-use super::{Event, Frame};
 
 /// A connection attempt gives up after this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,7 +84,7 @@ pub fn stream(
             };
             if n == 0 {
                 if let Some(item) = splitter.finish() {
-                    deliver(item, on_event);
+                    super::deliver(item, on_event);
                 }
                 break;
             }
@@ -96,7 +95,7 @@ pub fn stream(
                     pictures += 1;
                     since_picture = 0;
                 }
-                deliver(item, on_event);
+                super::deliver(item, on_event);
             }
             if since_picture > 2 * max_picture {
                 return Err(super::mjpeg::no_pictures(since_picture));
@@ -115,20 +114,6 @@ pub fn stream(
             }
             std::thread::sleep((gap - started.elapsed()).min(POLL));
         }
-    }
-}
-
-fn deliver(item: Item, on_event: &mut dyn FnMut(Event)) {
-    match item {
-        Item::Picture(data) => on_event(Event::Frame(Frame {
-            number: 0,
-            width: 0,
-            height: 0,
-            stride: 0,
-            format: PixelFormat::Mjpeg,
-            data,
-        })),
-        Item::Corrupt(why) => on_event(Event::Corrupt(why.to_string())),
     }
 }
 

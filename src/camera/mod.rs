@@ -175,6 +175,22 @@ impl CameraConfig {
     }
 }
 
+/// Hands what the JPEG splitter found to the capture thread: a whole
+/// picture as an MJPEG frame, a cut one as corrupt.
+fn deliver(item: mjpeg::Item, on_event: &mut dyn FnMut(Event)) {
+    match item {
+        mjpeg::Item::Picture(data) => on_event(Event::Frame(Frame {
+            number: 0,
+            width: 0,
+            height: 0,
+            stride: 0,
+            format: PixelFormat::Mjpeg,
+            data,
+        })),
+        mjpeg::Item::Corrupt(why) => on_event(Event::Corrupt(why.to_string())),
+    }
+}
+
 /// Opens the source once and streams until `stop` (Ok), its end (Ok), or
 /// a failure (Err).
 fn stream_once(config: &CameraConfig, stop: &AtomicBool, on_event: &mut dyn FnMut(Event)) -> std::io::Result<()> {
