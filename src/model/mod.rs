@@ -475,7 +475,7 @@ mod tests {
     /// and with tract's: the same outputs, bit for bit.
     #[test]
     fn the_fp32_model_gives_identical_outputs_with_our_max_pool() {
-        let model = Model::load("yolov8n", "embedded", registry::EMBEDDED_FP32).unwrap();
+        let model = Model::load("yolov8n", "embedded", &registry::embedded_onnx(false)).unwrap();
         let image = crate::vision::decode::decode(
             &std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/bus.jpg")).unwrap(),
             Default::default(),
@@ -501,7 +501,7 @@ mod tests {
 
     #[test]
     fn aarch64_plans_run_every_fp32_convolution_as_a_matrix_product() {
-        let model = Model::load("yolov8n", "embedded", registry::EMBEDDED_FP32).unwrap();
+        let model = Model::load("yolov8n", "embedded", &registry::embedded_onnx(false)).unwrap();
         let direct = |knobs| {
             let plan = model.build_plan_with(320, OwnOps::All, knobs).unwrap();
             plan.model().nodes().iter().filter(|n| n.op_is::<DirectSpatialConv>()).count()

@@ -9,11 +9,13 @@ deb=$(ls -t target/"$target"/debian/yolod_*.deb | head -1)
 echo "package: $deb ($(du -h "$deb" | cut -f1))"
 contents=$(dpkg-deb -c "$deb")
 for path in ./usr/bin/yolod ./lib/systemd/system/yolod.service ./lib/systemd/system/yolod.socket \
-            ./etc/default/yolod ./etc/yolod/yolod.toml ./usr/share/yolod/models/yolov8n.onnx ./usr/share/doc/yolod/README.md \
-            ./usr/share/doc/yolod/copyright ./usr/share/doc/yolod/models.md ./usr/share/doc/yolod/pi-camera.conf \
-            ./usr/share/yolod/models/int8/yolov8n-convint.onnx; do
+            ./etc/default/yolod ./etc/yolod/yolod.toml ./usr/share/doc/yolod/README.md \
+            ./usr/share/doc/yolod/copyright ./usr/share/doc/yolod/models.md ./usr/share/doc/yolod/pi-camera.conf; do
     grep -q " $path\$" <<<"$contents" || { echo "missing $path in $deb:"; echo "$contents"; exit 1; }
 done
+# Both precisions of the default model are in the binary: no model file
+# ships beside it.
+! grep -q '\.onnx$' <<<"$contents" || { echo "a model file in $deb:"; grep '\.onnx$' <<<"$contents"; exit 1; }
 dpkg-deb -f "$deb" Package Version Architecture Depends
 control=$(dpkg-deb -I "$deb")
 for script in postinst prerm postrm; do
@@ -38,6 +40,7 @@ sed -E 's/^#([a-z[])/\1/' "$root/etc/yolod/yolod.toml" >"$root/all-on.toml"
 grep -qE "(/etc/yolod/keys|/run/credentials/yolod.service/mqtt-password|/etc/yolod/porch.credentials).*No such file" "$root/err" ||
     { echo "unexpected error from the example config:"; cat "$root/err"; exit 1; }
 "$root/usr/bin/yolod" predict tests/fixtures/images/zidane.jpg | grep -q '"name":"person"'
-"$root/usr/bin/yolod" predict --model "$root/usr/share/yolod/models/int8/yolov8n-convint.onnx" \
-    tests/fixtures/images/zidane.jpg | grep -q '"name":"person"'
+for precision in fp32 int8; do
+    "$root/usr/bin/yolod" predict --precision $precision tests/fixtures/images/zidane.jpg | grep -q '"name":"person"'
+done
 echo "package OK"
