@@ -8,13 +8,14 @@
 # docs/openapi.yaml (bounded: fixed seed, a few hundred requests).
 #
 # usage: tests/e2e/deepstack.sh [YOLOD_BINARY]
+#        tests/e2e/deepstack.sh --install   (only fetch the clients: tests/all.sh
+#                                            does it while the builds run)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-target/x86_64-unknown-linux-musl/release/yolod}
 here=tests/e2e/deepstack
 cache=target/e2e-deepstack
 images=(tests/fixtures/images/bus.jpg tests/fixtures/images/zidane.jpg)
-[[ -x "$bin" ]] || { echo "no yolod binary at $bin (cargo build --release --target x86_64-unknown-linux-musl)"; exit 1; }
 
 mkdir -p "$cache/node"
 [[ -x "$cache/venv/bin/python" ]] || python3 -m venv "$cache/venv"
@@ -22,6 +23,8 @@ mkdir -p "$cache/node"
 "$cache/venv/bin/pip" install -q --disable-pip-version-check deepstack-python==0.8 Pillow schemathesis==4.32.5
 # --ignore-scripts: skip building sharp (image drawing), which the request module does not use.
 (cd "$cache/node" && npm install -s --ignore-scripts --no-audit --no-fund node-red-contrib-deepstack@0.3.0)
+[[ "$bin" != --install ]] || exit 0
+[[ -x "$bin" ]] || { echo "no yolod binary at $bin (cargo build --release --target x86_64-unknown-linux-musl)"; exit 1; }
 package="$cache/node/node_modules/node-red-contrib-deepstack"
 python="$cache/venv/bin/python"
 
