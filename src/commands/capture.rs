@@ -76,13 +76,7 @@ fn one_camera(args: &CameraArgs, table: &CameraTable) -> Result<(CameraConfig, u
         }
         None => source.default_name(),
     };
-    let format = table.format.as_deref().unwrap_or(&args.format);
-    let format = match format.to_ascii_lowercase().as_str() {
-        "auto" => None,
-        f => Some(
-            PixelFormat::parse(f).with_context(|| format!("format {f:?}: use auto, MJPG, YUYV, NV12, I420 or RGB3"))?,
-        ),
-    };
+    let format = table.format.unwrap_or(args.format).pixel_format();
     let fps = table.fps.or(args.fps);
     if fps.is_some_and(|f| !(f > 0.0 && f.is_finite())) {
         bail!("fps must be a positive number");
@@ -99,8 +93,7 @@ fn one_camera(args: &CameraArgs, table: &CameraTable) -> Result<(CameraConfig, u
     if !(0.01..=1.0).contains(&confidence) {
         bail!("confidence must be within 0.01 - 1.0");
     }
-    let emit = table.emit.as_deref().unwrap_or(&args.emit);
-    let emit = Emit::parse(emit).with_context(|| format!("emit {emit:?}: use all, detections or changes"))?;
+    let emit = table.emit.unwrap_or(args.emit);
     let credentials = match &table.credentials_file {
         None => None,
         Some(path) => {

@@ -203,13 +203,13 @@ fn empty_camera_args() -> CameraArgs {
         cameras: vec![],
         frame_size: None,
         tables: vec![],
-        format: "auto".into(),
+        format: Default::default(),
         fps: None,
         imgsz: 640,
         confidence: 0.25,
         log: "-".into(),
         log_max_bytes: 64 << 20,
         log_keep: 3,
-        emit: "all".into(),
+        emit: Default::default(),
     }
 }
