@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::api::wire::{self, FrameLine, Speed};
 use crate::camera::{self, CameraConfig, CameraStats, Latest};
 use crate::engine::{Engine, Input, Job, JobError};
-use crate::model::{Model, Params};
+use crate::model::{Model, Params, Stage};
 use crate::sink::{self, Emit, Filter, Sink};
 use crate::vision::Object;
 use crate::vision::decode::Rgb;
@@ -99,7 +99,8 @@ pub fn run(
                 let line = if !filter.pass(out.objects.iter().map(|o| o.detection.class)) {
                     None
                 } else {
-                    let t = out.timings;
+                    let mut timings = out.timings;
+                    timings[Stage::Decode] += convert;
                     let line = FrameLine {
                         ts: sink::time::now_rfc3339(),
                         camera: &name,
@@ -108,7 +109,7 @@ pub fn run(
                         width: out.width,
                         height: out.height,
                         model: &job.model.info.id,
-                        speed: Speed::from_durations(convert + t.decode, t.preprocess, t.inference, t.postprocess),
+                        speed: Speed(timings),
                         success: true,
                         message: "Inference complete.",
                         data: wire::objects(&out.objects, &job.model.info.names, false, out.width, out.height),

@@ -15,7 +15,7 @@ use super::routes::{self, Incoming, Reply};
 use super::server::State;
 use super::wire::{self, DeepStackAnswer, DeepStackError, DeepStackModels, UpdateAvailable};
 use crate::model::registry::{LIST_ID, Registry};
-use crate::model::{Model, Params};
+use crate::model::{Model, Params, Stage};
 
 /// `min_confidence` when a client sends none, or an empty one (DeepStack's default).
 pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.40;
@@ -146,7 +146,7 @@ fn detect(state: &State, name: Option<&str>, req: Incoming) -> Result<Reply, Api
         success: true,
         count: predictions.len(),
         predictions,
-        inference_ms: ms(output.timings.inference),
+        inference_ms: ms(output.timings[Stage::Inference]),
         process_ms: ms(started.elapsed()),
         code: 200,
         message,

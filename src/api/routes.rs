@@ -9,11 +9,11 @@ use super::args::Args;
 use super::body;
 use super::error::ApiError;
 use super::fetch;
-use super::metrics::{self, STAGES};
+use super::metrics;
 use super::server::State;
 use super::wire::{self, Empty, Envelope, ModelEntry};
 use crate::engine::{Busy, Input, Job, JobError, Output};
-use crate::model::{Model, Params, Timings};
+use crate::model::{Model, Params, Stage, Timings};
 
 /// Both APIs described for tools (OpenAPI 3.1): docs/openapi.json, made
 /// from docs/openapi.yaml by docs/openapi.py.
@@ -382,16 +382,11 @@ pub fn run(state: &State, model: &Arc<Model>, image: Vec<u8>, params: Params) ->
 /// Counts a prediction's stages in the metrics and names them in a
 /// `Server-Timing` header (the JSON's time goes with postprocess).
 pub fn record_timings(state: &State, reply: &mut Reply, t: Timings, started: Instant, json_start: Instant) {
-    let total = started.elapsed();
-    state.metrics.stages([t.decode, t.preprocess, t.inference, t.postprocess, total]);
-    let json = json_start.elapsed();
+    state.metrics.stages(&t, started.elapsed());
+    let mut t = t;
+    t[Stage::Postprocess] += json_start.elapsed();
     let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
-    let timing = STAGES[..4]
-        .iter()
-        .zip([t.decode, t.preprocess, t.inference, t.postprocess + json])
-        .map(|(name, d)| format!("{name};dur={}", ms(d)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let timing = t.iter().map(|(stage, d)| format!("{};dur={}", stage.name(), ms(d))).collect::<Vec<_>>().join(", ");
     reply.headers.push(("Server-Timing", timing));
 }
 
