@@ -13,9 +13,9 @@ use super::body;
 use super::error::{ApiError, echo};
 use super::routes::{self, Incoming, Reply};
 use super::server::State;
-use super::wire::{self, DeepStackAnswer, DeepStackError, DeepStackModels, UpdateAvailable};
 use crate::model::registry::{LIST_ID, Registry};
 use crate::model::{Model, Params, Stage};
+use crate::wire::{self, DeepStackAnswer, DeepStackError, DeepStackModels, UpdateAvailable};
 
 /// `min_confidence` when a client sends none, or an empty one (DeepStack's default).
 pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.40;

@@ -15,4 +15,3 @@ pub mod multipart;
 pub mod routes;
 pub mod server;
 pub mod stream;
-pub mod wire;

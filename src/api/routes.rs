@@ -11,9 +11,9 @@ use super::error::ApiError;
 use super::fetch;
 use super::metrics;
 use super::server::State;
-use super::wire::{self, Empty, Envelope, ModelEntry};
 use crate::engine::{Busy, Input, Job, JobError, Output};
 use crate::model::{Model, Params, Stage, Timings};
+use crate::wire::{self, Empty, Envelope, ModelEntry};
 
 /// Both APIs described for tools (OpenAPI 3.1): docs/openapi.json, made
 /// from docs/openapi.yaml by docs/openapi.py.

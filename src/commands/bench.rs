@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::load_model;
-use crate::api::wire;
 use crate::cli::BenchArgs;
 use crate::model::Params;
 use crate::model::timings::{Stage, TOTAL, Timings};
 use crate::vision::decode::{self, DecodeLimits};
+use crate::wire;
 
 /// The table's columns: the stages of a prediction, the JSON answer, the whole run.
 fn columns() -> impl Iterator<Item = &'static str> {

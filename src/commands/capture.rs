@@ -9,11 +9,11 @@ use anyhow::{Context, Result, bail};
 
 use super::load_model;
 use crate::camera::CameraStats;
+use crate::camera_loop::{self, CameraJob};
 use crate::cli::CaptureArgs;
 use crate::config::CamerasConfig;
 use crate::engine::Engine;
 use crate::model::{MAX_DETECTIONS, Model, Params};
-use crate::pipeline::{self, CameraJob};
 use crate::sink::{Sink, Target};
 use crate::vision::decode::DecodeLimits;
 
@@ -70,7 +70,7 @@ pub fn capture(args: CaptureArgs) -> Result<ExitCode> {
             .map(|job| {
                 let stats = Arc::new(CameraStats::new(&job.config));
                 let (engine, sink, stop, s) = (&engine, &sink, stop.clone(), stats.clone());
-                scope.spawn(move || pipeline::run(job, engine, sink, s, stop, &|_| {}));
+                scope.spawn(move || camera_loop::run(job, engine, sink, s, stop, &|_| {}));
                 stats
             })
             .collect()

@@ -11,11 +11,11 @@ use anyhow::{Context, Result};
 
 use crate::api::server::{self, State};
 use crate::camera::CameraStats;
+use crate::camera_loop;
 use crate::cli::ServeArgs;
 use crate::config::{KeySources, ServeConfig};
 use crate::engine::Engine;
 use crate::model::registry::Registry;
-use crate::pipeline;
 use crate::publish::Publisher;
 use crate::service::{self, Notifier};
 use crate::signals::{self, Signal};
@@ -158,7 +158,7 @@ pub fn serve(args: ServeArgs, activated: Option<std::net::TcpListener>) -> Resul
         .map(|(job, stats)| {
             let (state, sink, stop) = (state.clone(), sink.clone(), camera_stop.clone());
             std::thread::spawn(move || {
-                pipeline::run(job, &state.engine, &sink, stats, stop, &|line| state.hub.publish(line))
+                camera_loop::run(job, &state.engine, &sink, stats, stop, &|line| state.hub.publish(line))
             })
         })
         .collect();

@@ -1,6 +1,6 @@
 //! Outputs besides the log: camera detections to an MQTT broker, with Home
 //! Assistant discovery. The camera loop hands each processed frame to the
-//! [`Publisher`] (a [`pipeline::Observer`]); it decides what changed and
+//! [`Publisher`] (a [`camera_loop::Observer`]); it decides what changed and
 //! queues it in a bounded outbox; one thread (`client.rs`) owns the
 //! connection and sends. Nothing in the core imports this module.
 
@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::pipeline::{self, Snapshot};
+use crate::camera_loop::{self, Snapshot};
 pub use config::MqttConfig;
 use outbox::{Counts, Outbox};
 
@@ -201,7 +201,7 @@ impl Publisher {
     }
 }
 
-impl pipeline::Observer for Publisher {
+impl camera_loop::Observer for Publisher {
     fn processed(&self, camera: &str, frame: &Arc<Snapshot>, line: Option<&[u8]>) {
         let camera = topics::slug(camera);
         let names = &self.shared.config.names;

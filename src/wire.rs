@@ -1,6 +1,7 @@
 //! The JSON contracts: serialize-only types in the shape of Ultralytics'
 //! `results[0].tojson()` and the HUB API envelope, and DeepStack's /
-//! CodeProject.AI's answers. Field order is the wire order.
+//! CodeProject.AI's answers, and the camera lines. Field order is the wire
+//! order. The API, the CLI, the camera loop and the bench all write these.
 
 use std::io;
 
