@@ -17,6 +17,7 @@ pub mod publish;
 pub mod service;
 pub mod signals;
 pub mod sink;
+pub mod slug;
 pub mod version;
 pub mod vision;
 pub mod wire;

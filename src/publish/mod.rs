@@ -19,6 +19,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::camera_loop::{self, Snapshot};
+use crate::slug::{Style, slug};
 pub use config::MqttConfig;
 use outbox::{Counts, Outbox};
 
@@ -168,7 +169,7 @@ impl Publisher {
         {
             let mut queue = shared.lock();
             for camera in cameras {
-                shared.register(&mut queue, &topics::slug(camera));
+                shared.register(&mut queue, &slug(camera, Style::TopicLevel));
             }
         }
         let handle = client::spawn(shared.clone(), options)?;
@@ -203,14 +204,14 @@ impl Publisher {
 
 impl camera_loop::Observer for Publisher {
     fn processed(&self, camera: &str, frame: &Arc<Snapshot>, line: Option<&[u8]>) {
-        let camera = topics::slug(camera);
+        let camera = slug(camera, Style::TopicLevel);
         let names = &self.shared.config.names;
         let labels = &self.shared.config.labels;
         let class_names = &frame.model.info.names;
         let classes: Vec<String> = frame
             .objects
             .iter()
-            .map(|o| topics::slug(class_names.get(o.detection.class).map_or("", String::as_str)))
+            .map(|o| slug(class_names.get(o.detection.class).map_or("", String::as_str), Style::TopicLevel))
             .collect();
         let counts = outbox::count_labels(labels, classes.iter().map(String::as_str));
         let mut queue = self.shared.lock();
