@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::api::auth::Keys;
 use crate::api::fetch::UrlPolicy;
 use crate::api::multipart;
-use crate::api::server::HttpConfig;
+use crate::api::state::HttpConfig;
 use crate::camera::CameraConfig;
 use crate::camera::pixel::PixelFormat;
 use crate::camera::source::{self, Source};

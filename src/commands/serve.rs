@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::api::server::{self, State};
+use crate::api::server;
+use crate::api::state::State;
 use crate::camera::CameraStats;
 use crate::camera_loop;
 use crate::cli::ServeArgs;
