@@ -232,8 +232,8 @@ pub struct CameraArgs {
     /// Pixel format: for a V4L2 camera auto (MJPG, then YUYV, NV12, RGB3) or
     /// one of those or I420; for exec: and -, auto (MJPEG) or I420 (raw
     /// frames, e.g. rpicam-vid --codec yuv420, with --frame-size).
-    #[arg(long, value_name = "FORMAT", env = "YOLOD_CAMERA_FORMAT", default_value = "auto")]
-    pub format: String,
+    #[arg(long, value_name = "FORMAT", env = "YOLOD_CAMERA_FORMAT", default_value = "auto", ignore_case = true)]
+    pub format: crate::camera::pixel::FormatChoice,
     /// Most frames per second to process; newer frames replace older ones
     /// meanwhile. A snapshot URL is fetched at this rate (default 1).
     #[arg(long, value_name = "N", env = "YOLOD_CAMERA_FPS")]
@@ -253,9 +253,9 @@ pub struct CameraArgs {
     /// Rotated files kept (FILE.1 ... FILE.N).
     #[arg(long, value_name = "N", env = "YOLOD_LOG_KEEP", default_value_t = 3)]
     pub log_keep: usize,
-    /// Which frames to write: all, detections (at least one object), changes (set of classes changed).
-    #[arg(long, value_name = "WHICH", env = "YOLOD_EMIT", default_value = "all", value_parser = ["all", "detections", "changes"])]
-    pub emit: String,
+    /// Which frames to write.
+    #[arg(long, value_name = "WHICH", env = "YOLOD_EMIT", default_value = "all")]
+    pub emit: crate::sink::Emit,
     /// The `[[camera]]` tables of the --config file, before the --camera sources.
     #[arg(skip)]
     pub tables: Vec<crate::config_file::CameraTable>,

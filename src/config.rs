@@ -1,5 +1,6 @@
 //! Stage two of the options: validated, resolved settings. Reading the API
-//! key file happens here, at start-up (and again on SIGHUP, see [`KeySources`]).
+//! key file happens here, at start-up (and again on SIGHUP, see [`KeySources`]),
+//! and so does reading the cameras' credentials files.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -10,9 +11,15 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::api::auth::Keys;
 use crate::api::fetch::UrlPolicy;
 use crate::api::multipart;
-use crate::api::server::HttpConfig;
-use crate::cli::{ModelArgs, ServeArgs};
+use crate::api::state::HttpConfig;
+use crate::camera::CameraConfig;
+use crate::camera::pixel::PixelFormat;
+use crate::camera::source::{self, Source};
+use crate::cli::{CameraArgs, ModelArgs, ServeArgs};
+use crate::config_file::CameraTable;
 use crate::model::registry::{Embedded, Sources};
+use crate::publish::{self, MqttConfig};
+use crate::sink::{Emit, Target};
 use crate::vision::decode::DecodeLimits;
 
 /// Everything `yolod serve` runs with.
@@ -29,6 +36,10 @@ pub struct ServeConfig {
     pub open_to_network: bool,
     /// Where the keys come from, to read them again on SIGHUP.
     pub key_sources: KeySources,
+    /// The cameras, if any, and their log stream.
+    pub cameras: CamerasConfig,
+    /// The MQTT publisher's settings, with `--mqtt`.
+    pub mqtt: Option<MqttConfig>,
 }
 
 /// The keys given on the command line and the key file, if any.
@@ -64,7 +75,8 @@ pub fn sources(args: &ModelArgs, default: Option<String>) -> Sources {
 }
 
 impl ServeConfig {
-    pub fn from_args(args: ServeArgs) -> Result<ServeConfig> {
+    pub fn from_args(args: &ServeArgs) -> Result<ServeConfig> {
+        let mqtt = MqttConfig::from_args(&args.mqtt, &publish::config::host_name())?;
         let listen = args
             .listen
             .to_socket_addrs()
@@ -104,6 +116,7 @@ impl ServeConfig {
             timeout: Duration::from_secs_f64(args.url_timeout),
             max_bytes: args.max_body,
         });
+        let cameras = CamerasConfig::from_args(&args.camera)?;
         Ok(ServeConfig {
             listen,
             sources: sources(&args.models, args.default_model.clone()),
@@ -127,8 +140,119 @@ impl ServeConfig {
             shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
             open_to_network,
             key_sources,
+            cameras,
+            mqtt,
         })
     }
+}
+
+/// One camera, validated: its `[[camera]]` table's values over the global
+/// camera flags.
+#[derive(Debug, Clone)]
+pub struct CameraSettings {
+    /// What to open and ask for; the name is unique among the cameras.
+    pub camera: CameraConfig,
+    /// Inference size (32 - 1280).
+    pub size: u32,
+    /// Minimum class score kept (0.01 - 1.0).
+    pub confidence: f32,
+    /// Which frames are written.
+    pub emit: Emit,
+}
+
+/// The camera side of the options (`capture`, and `serve`'s cameras), validated.
+#[derive(Debug, Clone)]
+pub struct CamerasConfig {
+    /// The file's `[[camera]]` tables, then `--camera`'s sources.
+    pub cameras: Vec<CameraSettings>,
+    /// Where the cameras' JSON lines go.
+    pub log: Target,
+}
+
+impl CamerasConfig {
+    /// Checks every camera's settings and reads their credentials files.
+    pub fn from_args(args: &CameraArgs) -> Result<CamerasConfig> {
+        let flag_tables = args.cameras.iter().map(|s| CameraTable { source: s.clone(), ..Default::default() });
+        let tables: Vec<CameraTable> = args.tables.iter().cloned().chain(flag_tables).collect();
+        let mut cameras = Vec::with_capacity(tables.len());
+        for (i, table) in tables.iter().enumerate() {
+            let which = || match &table.name {
+                Some(name) => format!("camera {name}"),
+                None => format!("camera {} ({})", i + 1, source::redact(&table.source)),
+            };
+            cameras.push(one_camera(args, table).with_context(which)?);
+        }
+        let names = source::unique_names(&cameras.iter().map(|c| c.camera.name.clone()).collect::<Vec<_>>());
+        for (camera, name) in cameras.iter_mut().zip(names) {
+            camera.camera.name = name;
+        }
+        if cameras.iter().filter(|c| matches!(c.camera.source, Source::Stdin)).count() > 1 {
+            bail!("only one camera can read stdin (-)");
+        }
+        let log = if args.log == "-" {
+            Target::Stdout
+        } else {
+            Target::File { path: args.log.clone().into(), max_bytes: args.log_max_bytes, keep: args.log_keep }
+        };
+        Ok(CamerasConfig { cameras, log })
+    }
+}
+
+/// One camera's settings: its table's values over the global flags.
+fn one_camera(args: &CameraArgs, table: &CameraTable) -> Result<CameraSettings> {
+    let source = Source::parse(&table.source).map_err(anyhow::Error::msg)?;
+    let name = match &table.name {
+        Some(name) => {
+            source::check_name(name).map_err(anyhow::Error::msg)?;
+            name.clone()
+        }
+        None => source.default_name(),
+    };
+    let format = table.format.unwrap_or(args.format).pixel_format();
+    let fps = table.fps.or(args.fps);
+    if fps.is_some_and(|f| !(f > 0.0 && f.is_finite())) {
+        bail!("fps must be a positive number");
+    }
+    let frame_size = match &table.frame_size {
+        Some(s) => Some(crate::cli::parse_frame_size(s).map_err(anyhow::Error::msg)?),
+        None => args.frame_size,
+    };
+    let size = match table.size {
+        Some(n) => crate::cli::parse_inference_size(&n.to_string()).map_err(anyhow::Error::msg)?,
+        None => args.imgsz,
+    };
+    let confidence = table.confidence.unwrap_or(args.confidence);
+    if !(0.01..=1.0).contains(&confidence) {
+        bail!("confidence must be within 0.01 - 1.0");
+    }
+    let emit = table.emit.unwrap_or(args.emit);
+    let credentials = match &table.credentials_file {
+        None => None,
+        Some(path) => {
+            if !matches!(source, Source::Http(_)) {
+                bail!("credentials_file is for http:// sources");
+            }
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the credentials file {}", path.display()))?;
+            let line = text.lines().next().unwrap_or("").trim().to_string();
+            if !line.contains(':') {
+                bail!("the credentials file {} must hold user:password on its first line", path.display());
+            }
+            Some(line)
+        }
+    };
+    if matches!(source, Source::Exec(_) | Source::Stdin) {
+        match format {
+            None | Some(PixelFormat::Mjpeg) => {}
+            Some(PixelFormat::I420) if frame_size.is_some() => {}
+            Some(PixelFormat::I420) => bail!("raw I420 needs the frame size, e.g. frame_size = \"640x480\""),
+            Some(other) => bail!("exec: and - read MJPEG, or raw I420 with a frame size; not {other:?}"),
+        }
+    } else if matches!(source, Source::Http(_)) && !matches!(format, None | Some(PixelFormat::Mjpeg)) {
+        bail!("http:// sources send MJPEG or JPEG snapshots; leave the format at auto");
+    }
+    let camera = CameraConfig { source, name, credentials, size: frame_size, format, fps };
+    Ok(CameraSettings { camera, size, confidence, emit })
 }
 
 /// Reads one key per line; blank lines and `#` comments are skipped. Warns
@@ -148,4 +272,40 @@ fn read_key_file(path: &Path) -> Result<Vec<String>> {
         text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
     ensure!(!keys.is_empty(), "--api-key-file {} holds no key", path.display());
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    /// `CamerasConfig` of `yolod capture ARGS`.
+    fn cameras(args: &[&str]) -> Result<CamerasConfig> {
+        let argv = ["yolod", "capture"].iter().chain(args).map(Into::into).collect();
+        match Cli::try_parse_with_config(argv).unwrap().command {
+            Command::Capture(capture) => CamerasConfig::from_args(&capture.camera),
+            other => panic!("not capture: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn camera_flags_become_one_setting_per_camera_with_unique_names() {
+        let config = cameras(&["--camera", "exec:ffmpeg -i a -", "--camera", "exec:ffmpeg -i b -", "--emit=changes"]);
+        let config = config.unwrap();
+        let names: Vec<&str> = config.cameras.iter().map(|c| c.camera.name.as_str()).collect();
+        assert_eq!(names, ["ffmpeg", "ffmpeg-2"]);
+        assert!(config.cameras.iter().all(|c| c.emit == Emit::Changes && c.size == 640 && c.camera.format.is_none()));
+        assert!(matches!(config.log, Target::Stdout));
+    }
+
+    #[test]
+    fn bad_camera_settings_name_the_camera() {
+        let err = cameras(&["--camera", "exec:cat", "--format", "yuyv"]).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "camera 1 (exec:cat): exec: and - read MJPEG, or raw I420 with a frame size; not Yuyv"
+        );
+        let err = cameras(&["--camera", "-", "--camera", "-"]).unwrap_err();
+        assert_eq!(err.to_string(), "only one camera can read stdin (-)");
+    }
 }

@@ -41,14 +41,43 @@ pub struct CameraTable {
     /// As `--frame-size`, e.g. "1280x720".
     #[serde(alias = "frame-size")]
     pub frame_size: Option<String>,
-    /// As `--format`.
-    pub format: Option<String>,
+    /// As `--format` (any case).
+    #[serde(default, deserialize_with = "format_choice")]
+    pub format: Option<crate::camera::pixel::FormatChoice>,
     /// As `--size`: the inference size.
     pub size: Option<u32>,
     /// As `--camera-confidence`.
     pub confidence: Option<f32>,
     /// As `--emit`.
-    pub emit: Option<String>,
+    #[serde(default, deserialize_with = "emit")]
+    pub emit: Option<crate::sink::Emit>,
+}
+
+/// A table's `format`, parsed as `--format` parses it.
+fn format_choice<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::camera::pixel::FormatChoice>, D::Error> {
+    value_enum(d, "format", true)
+}
+
+/// A table's `emit`, parsed as `--emit` parses it.
+fn emit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<crate::sink::Emit>, D::Error> {
+    value_enum(d, "emit", false)
+}
+
+/// A string naming one of a [`clap::ValueEnum`]'s values, as its flag takes
+/// it; the error lists the values allowed.
+fn value_enum<'de, D, T>(d: D, key: &str, ignore_case: bool) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: clap::ValueEnum,
+{
+    let s = String::deserialize(d)?;
+    T::from_str(&s, ignore_case).map(Some).map_err(|_| {
+        let allowed: Vec<String> =
+            T::value_variants().iter().filter_map(T::to_possible_value).map(|v| v.get_name().to_string()).collect();
+        serde::de::Error::custom(format!("{key} {s:?}: use one of {}", allowed.join(", ")))
+    })
 }
 
 /// What the file adds: flags for clap to parse again (None when the file
@@ -238,6 +267,21 @@ mod tests {
         assert!(err.to_string().contains("missing field `source`"), "{err}");
         // Commands without cameras skip the tables.
         assert!(parse(toml, &["models"]).is_ok());
+    }
+
+    #[test]
+    fn a_tables_format_and_emit_take_the_flags_values() {
+        use crate::camera::pixel::FormatChoice;
+        let toml = "[[camera]]\nsource = \"-\"\nformat = \"i420\"\nemit = \"changes\"\n\n\
+                    [[camera]]\nsource = \"/dev/video0\"\nformat = \"RGB24\"\n";
+        let args = serve(parse(toml, &["serve"]).unwrap());
+        let tables = &args.camera.tables;
+        assert_eq!((tables[0].format, tables[0].emit), (Some(FormatChoice::I420), Some(crate::sink::Emit::Changes)));
+        assert_eq!((tables[1].format, tables[1].emit), (Some(FormatChoice::Rgb3), None));
+        let err = parse("[[camera]]\nsource = \"-\"\nformat = \"h264\"\n", &["serve"]).unwrap_err();
+        assert!(err.to_string().contains("format \"h264\": use one of auto, MJPG, YUYV, NV12, I420, RGB3"), "{err}");
+        let err = parse("[[camera]]\nsource = \"-\"\nemit = \"some\"\n", &["serve"]).unwrap_err();
+        assert!(err.to_string().contains("emit \"some\": use one of all, detections, changes"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::model::{Model, Params, Timings};
+use crate::model::{Model, Params, Stage, Timings};
 use crate::vision::Object;
 use crate::vision::decode::{self, DecodeError, DecodeLimits, Rgb};
 
@@ -193,7 +193,7 @@ pub fn process(job: Job, limits: DecodeLimits) -> JobResult {
         Input::Encoded(bytes) => decode::decode(&bytes, limits)?,
         Input::Rgb(rgb) => rgb,
     };
-    timings.decode = start.elapsed();
+    timings[Stage::Decode] = start.elapsed();
     let objects = job.model.predict(&image, &job.params, &mut timings).map_err(|e| match e.downcast() {
         Ok(budget) => JobError::SizeBudget(budget),
         Err(e) => JobError::Failed(format!("{e:#}")),

@@ -11,11 +11,12 @@ use std::time::Instant;
 use super::args::{DEFAULT_IOU, MIN_CONFIDENCE};
 use super::body;
 use super::error::{ApiError, echo};
-use super::routes::{self, Incoming, Reply};
-use super::server::State;
-use super::wire::{self, DeepStackAnswer, DeepStackError, DeepStackModels, UpdateAvailable};
+use super::http::{Request, Response};
+use super::routes;
+use super::state::State;
 use crate::model::registry::{LIST_ID, Registry};
-use crate::model::{Model, Params};
+use crate::model::{Model, Params, Stage};
+use crate::wire::{self, DeepStackAnswer, DeepStackError, DeepStackModels, UpdateAvailable};
 
 /// `min_confidence` when a client sends none, or an empty one (DeepStack's default).
 pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.40;
@@ -50,12 +51,12 @@ fn custom_name(path: &str) -> Option<&str> {
         .filter(|name| !name.is_empty() && !name.contains('/') && !name.eq_ignore_ascii_case(LIST_ID))
 }
 
-pub fn handle(state: &State, req: Incoming) -> Reply {
-    let path = req.url.split_once('?').map_or(req.url, |(path, _)| path);
+pub fn handle(state: &State, req: Request) -> Response {
+    let path = req.target.split_once('?').map_or(req.target, |(path, _)| path);
     let method = req.method;
     let result = match path {
         UPDATE => routes::check_method(method, "GET, HEAD")
-            .map(|()| Reply::json(200, &UpdateAvailable { success: true, update_available: false })),
+            .map(|()| routes::json(200, &UpdateAvailable { success: true, update_available: false })),
         MODELS => routes::check_method(method, "GET, HEAD, POST").and_then(|()| models(state, req)),
         DETECTION => routes::check_method(method, "POST").and_then(|()| detect(state, None, req)),
         p => match custom_name(p) {
@@ -70,7 +71,7 @@ pub fn handle(state: &State, req: Incoming) -> Reply {
         }
         let message = e.to_string();
         let error = DeepStackError { success: false, error: &message, duration: 0, predictions: [] };
-        Reply::json(e.deepstack_status(), &error).with_error_headers(&e)
+        routes::with_error_headers(routes::json(e.deepstack_status(), &error), &e)
     })
 }
 
@@ -85,13 +86,11 @@ impl Form {
     /// then checks the key: the `x-api-key` header or the `api_key` field
     /// must match where keys are configured. Without keys, `api_key` is
     /// ignored (Frigate always sends an empty one).
-    fn read(state: &State, req: Incoming) -> Result<Form, ApiError> {
-        let header_key = (req.header)("x-api-key");
-        let content_type = (req.header)("content-type");
+    fn read(state: &State, req: Request) -> Result<Form, ApiError> {
         let bytes = routes::read_body(state, req.body_len, req.body)?;
-        let parsed = body::parse(content_type.as_deref(), &bytes, state.config.multipart);
+        let parsed = body::parse(req.header("content-type"), &bytes, state.config.multipart);
         let keys = &state.config.keys;
-        if !keys.is_empty() && !keys.allows(header_key.as_deref()) {
+        if !keys.is_empty() && !keys.allows(req.header("x-api-key")) {
             let field = parsed.as_ref().ok().and_then(|b| b.fields.iter().find(|(k, _)| k == "api_key"));
             if !keys.allows(field.map(|(_, v)| v.as_str())) {
                 return Err(ApiError::IncorrectApiKey);
@@ -106,14 +105,14 @@ impl Form {
     }
 }
 
-fn models(state: &State, req: Incoming) -> Result<Reply, ApiError> {
+fn models(state: &State, req: Request) -> Result<Response, ApiError> {
     Form::read(state, req)?;
     let all = state.registry.all();
     let models = all.iter().map(|m| m.info.id.as_str()).collect();
-    Ok(Reply::json(200, &DeepStackModels { success: true, models }))
+    Ok(routes::json(200, &DeepStackModels { success: true, models }))
 }
 
-fn detect(state: &State, name: Option<&str>, req: Incoming) -> Result<Reply, ApiError> {
+fn detect(state: &State, name: Option<&str>, req: Request) -> Result<Response, ApiError> {
     let started = Instant::now();
     if state.is_stopping() {
         return Err(ApiError::ShuttingDown { retry_after: 5 });
@@ -146,13 +145,13 @@ fn detect(state: &State, name: Option<&str>, req: Incoming) -> Result<Reply, Api
         success: true,
         count: predictions.len(),
         predictions,
-        inference_ms: ms(output.timings.inference),
+        inference_ms: ms(output.timings[Stage::Inference]),
         process_ms: ms(started.elapsed()),
         code: 200,
         message,
         duration: 0,
     };
-    let mut reply = Reply::json(200, &answer);
+    let mut reply = routes::json(200, &answer);
     routes::record_timings(state, &mut reply, output.timings, started, json_start);
     Ok(reply)
 }

@@ -83,6 +83,24 @@ pub struct Response {
     pub close: bool,
 }
 
+impl Response {
+    /// A whole `body` of `content_type`; the connection stays open.
+    pub fn new(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: Body::Full(body),
+            close: false,
+        }
+    }
+
+    /// Adds a header after those it has.
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
 /// What follows the head of a response.
 pub enum Body {
     Full(Vec<u8>),

@@ -5,11 +5,15 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::model::timings::{Stage, TOTAL, Timings};
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-/// The stages timed per prediction, in pipeline order.
-pub const STAGES: [&str; 5] = ["decode", "preprocess", "inference", "postprocess", "total"];
+/// The histograms' stage labels: each stage of a prediction, then the whole.
+fn stage_labels() -> impl Iterator<Item = &'static str> {
+    Stage::ALL.into_iter().map(Stage::name).chain([TOTAL])
+}
 
 #[derive(Default, Clone)]
 struct Histogram {
@@ -32,7 +36,8 @@ impl Histogram {
 struct Inner {
     requests: BTreeMap<(&'static str, u16), u64>,
     errors: BTreeMap<&'static str, u64>,
-    stages: [Histogram; STAGES.len()],
+    /// One per [`stage_labels`].
+    stages: [Histogram; Stage::ALL.len() + 1],
 }
 
 /// Process-wide metrics; cheap to update from any thread.
@@ -50,9 +55,10 @@ impl Metrics {
         *self.lock().errors.entry(kind).or_default() += 1;
     }
 
-    /// Records one prediction's stage durations, in `STAGES` order.
-    pub fn stages(&self, durations: [Duration; STAGES.len()]) {
+    /// Records one prediction's stage durations and its total.
+    pub fn stages(&self, timings: &Timings, total: Duration) {
         let mut inner = self.lock();
+        let durations = timings.iter().map(|(_, d)| d).chain([total]);
         for (h, d) in inner.stages.iter_mut().zip(durations) {
             h.observe(d.as_secs_f64());
         }
@@ -78,7 +84,7 @@ impl Metrics {
             let _ = writeln!(out, "yolod_errors_total{{kind=\"{kind}\"}} {n}");
         }
         out.push_str("# HELP yolod_stage_seconds Time per prediction stage.\n# TYPE yolod_stage_seconds histogram\n");
-        for (stage, h) in STAGES.iter().zip(&inner.stages) {
+        for (stage, h) in stage_labels().zip(&inner.stages) {
             let mut cumulative = 0;
             for (le, c) in BUCKETS.iter().zip(h.counts) {
                 cumulative += c;
@@ -154,8 +160,8 @@ mod tests {
     fn histogram_buckets_are_cumulative() {
         let m = Metrics::default();
         let ms = Duration::from_millis;
-        m.stages([ms(1), ms(2), ms(120), ms(1), ms(130)]);
-        m.stages([ms(1), ms(2), ms(300), ms(1), ms(310)]);
+        m.stages(&Timings::from([ms(1), ms(2), ms(120), ms(1)]), ms(130));
+        m.stages(&Timings::from([ms(1), ms(2), ms(300), ms(1)]), ms(310));
         let text = m.render(&[]);
         assert!(text.contains("yolod_stage_seconds_bucket{stage=\"inference\",le=\"0.25\"} 1\n"));
         assert!(text.contains("yolod_stage_seconds_bucket{stage=\"inference\",le=\"0.5\"} 2\n"));

@@ -14,5 +14,5 @@ pub mod metrics;
 pub mod multipart;
 pub mod routes;
 pub mod server;
+pub mod state;
 pub mod stream;
-pub mod wire;

@@ -1,4 +1,5 @@
-//! Routing and the handlers: `fn(&State, request parts) -> Reply`.
+//! Routing and the handlers: `fn(&State, Request) -> Response`, in the
+//! connection layer's own types.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -9,55 +10,37 @@ use super::args::Args;
 use super::body;
 use super::error::ApiError;
 use super::fetch;
-use super::metrics::{self, STAGES};
-use super::server::State;
-use super::wire::{self, Empty, Envelope, ModelEntry};
+use super::http::{Body, Request, Response};
+use super::metrics;
+use super::state::State;
 use crate::engine::{Busy, Input, Job, JobError, Output};
-use crate::model::{Model, Params, Timings};
+use crate::model::{Model, Params, Stage, Timings};
+use crate::wire::{self, Empty, Envelope, ModelEntry};
 
 /// Both APIs described for tools (OpenAPI 3.1): docs/openapi.json, made
 /// from docs/openapi.yaml by docs/openapi.py.
 const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
-/// A response, before it is written.
-pub struct Reply {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
-    pub headers: Vec<(&'static str, String)>,
-    /// A body of unknown length, sent chunked (Server-Sent Events).
-    pub stream: Option<Box<dyn Read + Send>>,
+/// A JSON answer.
+pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Response {
+    Response::new(status, "application/json", wire::to_vec(value))
 }
 
-impl Reply {
-    pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Reply {
-        Reply { status, content_type: "application/json", body: wire::to_vec(value), headers: vec![], stream: None }
-    }
-
-    pub fn error(e: &ApiError) -> Reply {
-        let message = e.to_string();
-        Reply::json(e.status(), &Envelope { success: false, message: &message, data: Empty {} }).with_error_headers(e)
-    }
-
-    /// Adds the headers an error calls for (`Retry-After`, `Allow`).
-    pub fn with_error_headers(mut self, e: &ApiError) -> Reply {
-        if let Some(secs) = e.retry_after() {
-            self.headers.push(("Retry-After", secs.to_string()));
-        }
-        if let ApiError::MethodNotAllowed { allowed, .. } = e {
-            self.headers.push(("Allow", allowed.to_string()));
-        }
-        self
-    }
+/// The HUB API's answer to an error.
+pub fn error(e: &ApiError) -> Response {
+    let message = e.to_string();
+    with_error_headers(json(e.status(), &Envelope { success: false, message: &message, data: Empty {} }), e)
 }
 
-/// The request as the handlers see it; `body` is read lazily and bounded.
-pub struct Incoming<'a> {
-    pub method: &'a str,
-    pub url: &'a str,
-    pub header: &'a dyn Fn(&str) -> Option<String>,
-    pub body_len: Option<usize>,
-    pub body: &'a mut dyn Read,
+/// Adds the headers an error calls for (`Retry-After`, `Allow`).
+pub fn with_error_headers(mut response: Response, e: &ApiError) -> Response {
+    if let Some(secs) = e.retry_after() {
+        response = response.with_header("Retry-After", secs.to_string());
+    }
+    if let ApiError::MethodNotAllowed { allowed, .. } = e {
+        response = response.with_header("Allow", *allowed);
+    }
+    response
 }
 
 /// The route label used in metrics (bounded cardinality).
@@ -86,20 +69,14 @@ pub fn check_method(method: &str, allowed: &'static str) -> Result<(), ApiError>
     }
 }
 
-pub fn handle(state: &State, req: Incoming) -> Reply {
-    let (path, query) = req.url.split_once('?').unwrap_or((req.url, ""));
+pub fn handle(state: &State, req: Request) -> Response {
+    let (path, query) = req.target.split_once('?').unwrap_or((req.target, ""));
     let method = req.method;
     let allow = |allowed: &'static str| check_method(method, allowed);
-    if method == "OPTIONS" && (req.header)("access-control-request-method").is_some() {
-        if let Some(origin) = super::cors::allowed_origin(&state.config.cors_origins, (req.header)("origin").as_deref())
-        {
-            return Reply {
-                status: 204,
-                content_type: "text/plain",
-                body: vec![],
-                headers: super::cors::preflight_headers(origin),
-                stream: None,
-            };
+    if method == "OPTIONS" && req.header("access-control-request-method").is_some() {
+        if let Some(origin) = super::cors::allowed_origin(&state.config.cors_origins, req.header("origin")) {
+            let preflight = Response::new(204, "text/plain", vec![]);
+            return super::cors::preflight_headers(origin).into_iter().fold(preflight, |r, (k, v)| r.with_header(k, v));
         }
     }
     if super::deepstack::owns(path) {
@@ -107,15 +84,11 @@ pub fn handle(state: &State, req: Incoming) -> Reply {
     }
     let result = match path {
         "/" => allow("GET, HEAD").map(|()| root(state)),
-        "/openapi.json" => allow("GET, HEAD").map(|()| Reply {
-            status: 200,
-            content_type: "application/json",
-            body: OPENAPI.as_bytes().to_vec(),
-            headers: vec![],
-            stream: None,
-        }),
+        "/openapi.json" => {
+            allow("GET, HEAD").map(|()| Response::new(200, "application/json", OPENAPI.as_bytes().to_vec()))
+        }
         "/healthz" => {
-            allow("GET, HEAD").map(|()| Reply::json(200, &Envelope { success: true, message: "alive", data: Empty {} }))
+            allow("GET, HEAD").map(|()| json(200, &Envelope { success: true, message: "alive", data: Empty {} }))
         }
         "/readyz" => allow("GET, HEAD").map(|()| readyz(state)),
         "/metrics" => allow("GET, HEAD").map(|()| metrics_reply(state)),
@@ -134,26 +107,26 @@ pub fn handle(state: &State, req: Incoming) -> Reply {
         if let ApiError::Internal(detail) = &e {
             log::error!("internal error on {method} {path}: {detail}");
         }
-        Reply::error(&e)
+        error(&e)
     })
 }
 
 /// What answers at `/`: Blue Iris probes it to see whether a server is up.
-fn root(state: &State) -> Reply {
+fn root(state: &State) -> Response {
     let all = state.registry.all();
     let models: Vec<&str> = all.iter().map(|m| m.info.id.as_str()).collect();
     let data = serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "models": models });
     let message =
         "yolod is running: the HUB API at POST /v1/predict/MODEL_ID, the DeepStack API at POST /v1/vision/detection.";
-    Reply::json(200, &Envelope { success: true, message, data })
+    json(200, &Envelope { success: true, message, data })
 }
 
-fn authorize(state: &State, req: &Incoming) -> Result<(), ApiError> {
+fn authorize(state: &State, req: &Request) -> Result<(), ApiError> {
     let keys = state.keys.read().unwrap_or_else(|e| e.into_inner());
-    if keys.allows((req.header)("x-api-key").as_deref()) { Ok(()) } else { Err(ApiError::Unauthorized) }
+    if keys.allows(req.header("x-api-key")) { Ok(()) } else { Err(ApiError::Unauthorized) }
 }
 
-fn readyz(state: &State) -> Reply {
+fn readyz(state: &State) -> Response {
     let stopping = state.is_stopping();
     // Cameras do not decide readiness: the API serves without them. Their
     // state is in the body (and /metrics) for whoever watches them.
@@ -189,21 +162,17 @@ fn readyz(state: &State) -> Reply {
         // Shown, never a 503: a broker outage does not stop the API.
         data["mqtt"] = serde_json::to_value(mqtt.status()).unwrap_or_default();
     }
-    Reply::json(if ready { 200 } else { 503 }, &Envelope { success: ready, message, data })
+    json(if ready { 200 } else { 503 }, &Envelope { success: ready, message, data })
 }
 
-fn stream(state: &State) -> Result<Reply, ApiError> {
+fn stream(state: &State) -> Result<Response, ApiError> {
     let events = state.hub.subscribe().ok_or(ApiError::Busy { retry_after: 5 })?;
-    Ok(Reply {
-        status: 200,
-        content_type: "text/event-stream",
-        body: vec![],
-        headers: vec![("Cache-Control", "no-cache".into())],
-        stream: Some(Box::new(events)),
-    })
+    let mut response = Response::new(200, "text/event-stream", vec![]).with_header("Cache-Control", "no-cache");
+    response.body = Body::Stream(Box::new(events));
+    Ok(response)
 }
 
-fn snapshot(state: &State, query: &str) -> Result<Reply, ApiError> {
+fn snapshot(state: &State, query: &str) -> Result<Response, ApiError> {
     let wanted = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "camera").map(|(_, v)| v.into_owned());
     let camera = match &wanted {
         Some(name) => state.cameras.iter().find(|c| &c.name == name || &c.source == name),
@@ -230,22 +199,18 @@ fn snapshot(state: &State, query: &str) -> Result<Reply, ApiError> {
         crate::annotate::to_jpeg(&last.image)
     }
     .map_err(|e| ApiError::Internal(format!("jpeg: {e}")))?;
-    Ok(Reply {
-        status: 200,
-        content_type: "image/jpeg",
-        body: jpeg,
-        headers: vec![("Cache-Control", "no-store".into()), ("X-Frame", last.frame.to_string())],
-        stream: None,
-    })
+    Ok(Response::new(200, "image/jpeg", jpeg)
+        .with_header("Cache-Control", "no-store")
+        .with_header("X-Frame", last.frame.to_string()))
 }
 
-fn models(state: &State) -> Reply {
+fn models(state: &State) -> Response {
     let models = state.registry.all();
     let entries: Vec<ModelEntry> = models.iter().enumerate().map(|(i, m)| ModelEntry::new(&m.info, i == 0)).collect();
-    Reply::json(200, &Envelope { success: true, message: "Models loaded on this server.", data: entries })
+    json(200, &Envelope { success: true, message: "Models loaded on this server.", data: entries })
 }
 
-fn metrics_reply(state: &State) -> Reply {
+fn metrics_reply(state: &State) -> Response {
     let mut gauges = vec![
         (
             "yolod_queue_depth",
@@ -318,16 +283,10 @@ fn metrics_reply(state: &State) -> Reply {
         );
         gauges.push(("yolod_model_info", "Loaded models (value is always 1).", "gauge", labels, 1.0));
     }
-    Reply {
-        status: 200,
-        content_type: "text/plain; version=0.0.4",
-        body: state.metrics.render(&gauges).into_bytes(),
-        headers: vec![],
-        stream: None,
-    }
+    Response::new(200, "text/plain; version=0.0.4", state.metrics.render(&gauges).into_bytes())
 }
 
-fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Result<Reply, ApiError> {
+fn predict(state: &State, id: Option<&str>, query: &str, req: Request) -> Result<Response, ApiError> {
     let started = Instant::now();
     if state.is_stopping() {
         return Err(ApiError::ShuttingDown { retry_after: 5 });
@@ -338,8 +297,7 @@ fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Resul
         Some(id) => state.registry.get(id).ok_or_else(|| ApiError::UnknownModel(super::error::echo(id)))?,
     };
     let bytes = read_body(state, req.body_len, req.body)?;
-    let content_type = (req.header)("content-type");
-    let parsed = body::parse(content_type.as_deref(), &bytes, state.config.multipart)?;
+    let parsed = body::parse(req.header("content-type"), &bytes, state.config.multipart)?;
     let query_pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     let mut args = Args::from_pairs(query_pairs.iter().chain(&parsed.fields).map(|(k, v)| (k.as_str(), v.as_str())))?;
     args.params.max_detections = state.config.max_detections;
@@ -358,11 +316,11 @@ fn predict(state: &State, id: Option<&str>, query: &str, req: Incoming) -> Resul
         let mut picture = output.image;
         crate::annotate::draw(&mut picture, &output.objects, &model.info.names);
         let jpeg = crate::annotate::to_jpeg(&picture).map_err(|e| ApiError::Internal(format!("jpeg: {e}")))?;
-        Reply { status: 200, content_type: "image/jpeg", body: jpeg, headers: vec![], stream: None }
+        Response::new(200, "image/jpeg", jpeg)
     } else {
         drop(output.image);
         let objects = wire::objects(&output.objects, &model.info.names, args.normalize, output.width, output.height);
-        Reply::json(200, &Envelope { success: true, message: "Inference complete.", data: objects })
+        json(200, &Envelope { success: true, message: "Inference complete.", data: objects })
     };
     record_timings(state, &mut reply, output.timings, started, json_start);
     Ok(reply)
@@ -381,23 +339,19 @@ pub fn run(state: &State, model: &Arc<Model>, image: Vec<u8>, params: Params) ->
 
 /// Counts a prediction's stages in the metrics and names them in a
 /// `Server-Timing` header (the JSON's time goes with postprocess).
-pub fn record_timings(state: &State, reply: &mut Reply, t: Timings, started: Instant, json_start: Instant) {
-    let total = started.elapsed();
-    state.metrics.stages([t.decode, t.preprocess, t.inference, t.postprocess, total]);
-    let json = json_start.elapsed();
+pub fn record_timings(state: &State, response: &mut Response, t: Timings, started: Instant, json_start: Instant) {
+    state.metrics.stages(&t, started.elapsed());
+    let mut t = t;
+    t[Stage::Postprocess] += json_start.elapsed();
     let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
-    let timing = STAGES[..4]
-        .iter()
-        .zip([t.decode, t.preprocess, t.inference, t.postprocess + json])
-        .map(|(name, d)| format!("{name};dur={}", ms(d)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    reply.headers.push(("Server-Timing", timing));
+    let timing = t.iter().map(|(stage, d)| format!("{};dur={}", stage.name(), ms(d))).collect::<Vec<_>>().join(", ");
+    response.headers.push(("Server-Timing".into(), timing));
 }
 
 /// Reads the body, refusing before reading when the declared length is over
 /// the limit, and stopping as soon as an undeclared (chunked) one passes it.
-pub fn read_body(state: &State, declared: Option<usize>, body: &mut dyn Read) -> Result<Vec<u8>, ApiError> {
+pub fn read_body(state: &State, declared: Option<u64>, body: &mut dyn Read) -> Result<Vec<u8>, ApiError> {
+    let declared = declared.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     let limit = state.config.max_body;
     if declared.is_some_and(|n| n as u64 > limit) {
         return Err(ApiError::PayloadTooLarge { limit });

@@ -36,13 +36,37 @@ impl PixelFormat {
             _ => None,
         }
     }
+}
 
-    /// Parses a `--format` value (case-insensitive).
-    pub fn parse(s: &str) -> Option<PixelFormat> {
-        let upper = s.to_ascii_uppercase();
-        match upper.as_str() {
-            "RGB24" => Some(PixelFormat::Rgb24),
-            _ => upper.as_bytes().try_into().ok().and_then(|c: [u8; 4]| PixelFormat::from_fourcc(&c)),
+/// What `--format` (and a `[[camera]]` table's `format`) asks for: `auto`
+/// to negotiate (see [`PREFERENCE`]), or one format by its fourcc, in any
+/// case; the driver's other names for a format are accepted too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FormatChoice {
+    #[default]
+    Auto,
+    #[value(name = "MJPG", alias = "JPEG")]
+    Mjpg,
+    #[value(name = "YUYV")]
+    Yuyv,
+    #[value(name = "NV12")]
+    Nv12,
+    #[value(name = "I420", alias = "YU12")]
+    I420,
+    #[value(name = "RGB3", alias = "RGB24")]
+    Rgb3,
+}
+
+impl FormatChoice {
+    /// The forced format, or None for `auto`.
+    pub fn pixel_format(self) -> Option<PixelFormat> {
+        match self {
+            FormatChoice::Auto => None,
+            FormatChoice::Mjpg => Some(PixelFormat::Mjpeg),
+            FormatChoice::Yuyv => Some(PixelFormat::Yuyv),
+            FormatChoice::Nv12 => Some(PixelFormat::Nv12),
+            FormatChoice::I420 => Some(PixelFormat::I420),
+            FormatChoice::Rgb3 => Some(PixelFormat::Rgb24),
         }
     }
 }
@@ -246,8 +270,6 @@ mod tests {
         let expected: Vec<u8> = [16u8, 235, 81, 145].iter().flat_map(|&y| ycbcr(y, 240, 16)).collect();
         assert_eq!(out, expected);
         assert!(i420_to_rgb(&data[..11], 2, 2, 4, &mut out).is_err());
-        assert_eq!(PixelFormat::parse("i420"), Some(PixelFormat::I420));
-        assert_eq!(PixelFormat::parse("YU12"), Some(PixelFormat::I420));
     }
 
     #[test]
@@ -278,8 +300,15 @@ mod tests {
     #[test]
     fn formats_parse_from_fourcc_and_flags() {
         assert_eq!(PixelFormat::from_fourcc(b"JPEG"), Some(PixelFormat::Mjpeg));
-        assert_eq!(PixelFormat::parse("yuyv"), Some(PixelFormat::Yuyv));
-        assert_eq!(PixelFormat::parse("RGB3"), Some(PixelFormat::Rgb24));
-        assert_eq!(PixelFormat::parse("H264"), None);
+        use clap::ValueEnum;
+        let parse = |s| FormatChoice::from_str(s, true).ok().map(FormatChoice::pixel_format);
+        assert_eq!(parse("auto"), Some(None));
+        assert_eq!(parse("yuyv"), Some(Some(PixelFormat::Yuyv)));
+        assert_eq!(parse("RGB3"), Some(Some(PixelFormat::Rgb24)));
+        assert_eq!(parse("rgb24"), Some(Some(PixelFormat::Rgb24)));
+        assert_eq!(parse("jpeg"), Some(Some(PixelFormat::Mjpeg)));
+        assert_eq!(parse("i420"), Some(Some(PixelFormat::I420)));
+        assert_eq!(parse("YU12"), Some(Some(PixelFormat::I420)));
+        assert_eq!(parse("H264"), None);
     }
 }

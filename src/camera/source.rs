@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use crate::slug;
+
 /// A camera source, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -96,7 +98,8 @@ impl Source {
             Source::Exec(words) => words[0].rsplit('/').next().unwrap_or("").to_string(),
             Source::Stdin => "stdin".into(),
         };
-        slug(&raw)
+        let name = slug::slug(&raw, slug::Style::CameraName);
+        if name.is_empty() { "camera".into() } else { name }
     }
 }
 
@@ -136,20 +139,6 @@ fn parse_http(tls: bool, rest: &str) -> Result<HttpUrl, String> {
         return Err(format!("{scheme}://: spaces or control characters in the path; percent-encode them"));
     }
     Ok(HttpUrl { tls, userinfo, host, port, target })
-}
-
-/// `[a-z0-9_-]+`: lower case, every other run of characters one `-`.
-pub fn slug(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            out.push(c);
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    let out = out.trim_matches('-').to_string();
-    if out.is_empty() { "camera".into() } else { out }
 }
 
 /// Gives each camera a unique name: the ones asked for, else the source's
@@ -261,8 +250,7 @@ mod tests {
         assert_eq!(name("http://cam.local/"), "cam-local");
         assert_eq!(name("exec:/usr/bin/rpicam-vid -t 0 -o -"), "rpicam-vid");
         assert_eq!(name("-"), "stdin");
-        assert_eq!(slug("traffic light"), "traffic-light");
-        assert_eq!(slug("¡¡"), "camera");
+        assert_eq!(name("exec:¡¡"), "camera");
     }
 
     #[test]

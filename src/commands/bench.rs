@@ -8,12 +8,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::load_model;
-use crate::api::wire;
 use crate::cli::BenchArgs;
 use crate::model::Params;
+use crate::model::timings::{Stage, TOTAL, Timings};
 use crate::vision::decode::{self, DecodeLimits};
+use crate::wire;
 
-const STAGES: [&str; 6] = ["decode", "preprocess", "inference", "postprocess", "json", "total"];
+/// The table's columns: the stages of a prediction, the JSON answer, the whole run.
+fn columns() -> impl Iterator<Item = &'static str> {
+    Stage::ALL.into_iter().map(Stage::name).chain(["json", TOTAL])
+}
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let load_start = Instant::now();
@@ -27,37 +31,39 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let limits = DecodeLimits::default();
     let image = decode::decode(&encoded, limits).context("decoding the bench image")?;
     let prepared = model.prepare(&image, params.size)?;
-    let mut samples: Vec<[Duration; 6]> = Vec::with_capacity(args.iterations);
+    // One row per run, a duration per column.
+    let mut samples: Vec<Vec<Duration>> = Vec::with_capacity(args.iterations);
     let mut last_progress = Instant::now();
     let total_runs = args.warmup + args.iterations;
     for run in 0..total_runs {
-        let mut t = [Duration::ZERO; 6];
+        let mut t = Timings::default();
+        let mut json = Duration::ZERO;
         let start = Instant::now();
         if args.inference_only {
             let s = Instant::now();
             std::hint::black_box(model.infer(&prepared)?);
-            t[2] = s.elapsed();
+            t[Stage::Inference] = s.elapsed();
         } else {
             let s = Instant::now();
             let image = decode::decode(&encoded, limits)?;
-            t[0] = s.elapsed();
+            t[Stage::Decode] = s.elapsed();
             let s = Instant::now();
             let prepared = model.prepare(&image, params.size)?;
-            t[1] = s.elapsed();
+            t[Stage::Preprocess] = s.elapsed();
             let s = Instant::now();
             let outputs = model.infer(&prepared)?;
-            t[2] = s.elapsed();
+            t[Stage::Inference] = s.elapsed();
             let s = Instant::now();
             let objects = model.postprocess(&prepared, &outputs, &params)?;
-            t[3] = s.elapsed();
+            t[Stage::Postprocess] = s.elapsed();
             let s = Instant::now();
             let objects = wire::objects(&objects, &model.info.names, false, image.width, image.height);
             std::hint::black_box(wire::to_vec(&objects));
-            t[4] = s.elapsed();
+            json = s.elapsed();
         }
-        t[5] = start.elapsed();
+        let total = start.elapsed();
         if run >= args.warmup {
-            samples.push(t);
+            samples.push(t.iter().map(|(_, d)| d).chain([json, total]).collect());
         }
         if last_progress.elapsed() > Duration::from_secs(5) {
             log::info!("bench: {}/{} runs ({} warm-up)", run + 1, total_runs, args.warmup);
@@ -68,7 +74,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if args.json {
         let mut stages = serde_json::Map::new();
-        for (i, name) in STAGES.iter().enumerate() {
+        for (i, name) in columns().enumerate() {
             let (min, p50, p90) = summary(&samples, i);
             stages.insert(name.to_string(), serde_json::json!({"min": min, "p50": p50, "p90": p90}));
         }
@@ -91,8 +97,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             load.as_secs_f64() * 1e3
         )?;
         writeln!(out, "{:<12} {:>9} {:>9} {:>9}", "stage (ms)", "min", "p50", "p90")?;
-        for (i, name) in STAGES.iter().enumerate() {
-            if args.inference_only && i != 2 {
+        for (i, name) in columns().enumerate() {
+            if args.inference_only && name != Stage::Inference.name() {
                 continue;
             }
             let (min, p50, p90) = summary(&samples, i);
@@ -103,7 +109,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
 }
 
 /// min, p50, p90 of stage `i` in milliseconds (nearest rank).
-fn summary(samples: &[[Duration; 6]], i: usize) -> (f64, f64, f64) {
+fn summary(samples: &[Vec<Duration>], i: usize) -> (f64, f64, f64) {
     let mut v: Vec<f64> = samples.iter().map(|s| s[i].as_secs_f64() * 1e3).collect();
     if v.is_empty() {
         return (0.0, 0.0, 0.0);

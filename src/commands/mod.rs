@@ -15,13 +15,13 @@ pub use bench::bench;
 pub use capture::capture;
 pub use serve::serve;
 
-use crate::api::wire::{self, Empty, Envelope, ModelEntry};
 use crate::cli::{ModelsArgs, PredictArgs};
 use crate::engine::{self, Input, Job};
 use crate::model::precision::Precision;
 use crate::model::registry::{self, EMBEDDED_ID, Embedded, Registry};
 use crate::model::{Model, Params};
 use crate::vision::decode::DecodeLimits;
+use crate::wire::{self, Empty, Envelope, ModelEntry};
 
 /// Loads just the model a CLI command names: the embedded one by id, or a
 /// file; its first plan is optimised for `size`, the size the command will run.

@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::api::server::{self, State};
+use crate::api::server;
+use crate::api::state::State;
 use crate::camera::CameraStats;
-use crate::cli::{CameraArgs, ServeArgs};
+use crate::camera_loop;
+use crate::cli::ServeArgs;
 use crate::config::{KeySources, ServeConfig};
 use crate::engine::Engine;
 use crate::model::registry::Registry;
-use crate::pipeline;
-use crate::publish::{self, MqttConfig, Publisher};
+use crate::publish::Publisher;
 use crate::service::{self, Notifier};
 use crate::signals::{self, Signal};
 
@@ -92,13 +93,11 @@ fn reload(state: &State, keys: &KeySources) {
     log::info!("reloaded");
 }
 
-pub fn serve(mut args: ServeArgs, activated: Option<std::net::TcpListener>) -> Result<ExitCode> {
+pub fn serve(args: ServeArgs, activated: Option<std::net::TcpListener>) -> Result<ExitCode> {
     let started = Instant::now();
     // First: SIGHUP must not end the process while models load.
     let signals = signals::listen()?;
-    let camera_args = std::mem::replace(&mut args.camera, empty_camera_args());
-    let mqtt_config = MqttConfig::from_args(&std::mem::take(&mut args.mqtt), &publish::config::host_name())?;
-    let config = ServeConfig::from_args(args)?;
+    let config = ServeConfig::from_args(&args)?;
     log::info!("version {}: loading models", env!("CARGO_PKG_VERSION"));
     let registry = Registry::load(&config.sources)?;
     for (i, m) in registry.all().iter().enumerate() {
@@ -133,10 +132,10 @@ pub fn serve(mut args: ServeArgs, activated: Option<std::net::TcpListener>) -> R
     }
     let models: Vec<String> = registry.all().iter().map(|m| m.info.id.clone()).collect();
     let (mut camera_jobs, sink) =
-        super::capture::camera_jobs(&camera_args, &registry.default_model(), None, config.http.max_detections)?;
+        super::capture::camera_jobs(config.cameras, &registry.default_model(), None, config.http.max_detections)?;
     let camera_stats: Vec<Arc<CameraStats>> =
         camera_jobs.iter().map(|j| Arc::new(CameraStats::new(&j.config))).collect();
-    let publisher = match mqtt_config {
+    let publisher = match config.mqtt {
         Some(mqtt) => {
             let cameras: Vec<String> = camera_stats.iter().map(|s| s.name.clone()).collect();
             let publisher = Publisher::start(mqtt, &cameras)?;
@@ -160,7 +159,7 @@ pub fn serve(mut args: ServeArgs, activated: Option<std::net::TcpListener>) -> R
         .map(|(job, stats)| {
             let (state, sink, stop) = (state.clone(), sink.clone(), camera_stop.clone());
             std::thread::spawn(move || {
-                pipeline::run(job, &state.engine, &sink, stats, stop, &|line| state.hub.publish(line))
+                camera_loop::run(job, &state.engine, &sink, stats, stop, &|line| state.hub.publish(line))
             })
         })
         .collect();
@@ -195,21 +194,4 @@ pub fn serve(mut args: ServeArgs, activated: Option<std::net::TcpListener>) -> R
     }
     log::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Camera options with no camera: what is left in `ServeArgs` once taken.
-fn empty_camera_args() -> CameraArgs {
-    CameraArgs {
-        cameras: vec![],
-        frame_size: None,
-        tables: vec![],
-        format: "auto".into(),
-        fps: None,
-        imgsz: 640,
-        confidence: 0.25,
-        log: "-".into(),
-        log_max_bytes: 64 << 20,
-        log_keep: 3,
-        emit: "all".into(),
-    }
 }

@@ -22,9 +22,12 @@ pub mod quantize;
 pub mod registry;
 #[allow(unsafe_code)]
 mod silu;
+pub mod timings;
+
+pub use timings::{Stage, Timings};
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use sha2::{Digest, Sha256};
@@ -101,15 +104,6 @@ impl Params {
     pub fn size_for(&self, width: u32, height: u32) -> u32 {
         if self.shrink_to_image { self.size.min(width.max(height).max(1)) } else { self.size }
     }
-}
-
-/// Wall time spent in each stage of one prediction.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Timings {
-    pub decode: Duration,
-    pub preprocess: Duration,
-    pub inference: Duration,
-    pub postprocess: Duration,
 }
 
 type Plan = Arc<TypedRunnableModel>;
@@ -250,13 +244,13 @@ impl Model {
     pub fn predict(&self, image: &Rgb, params: &Params, timings: &mut Timings) -> Result<Vec<Object>> {
         let start = Instant::now();
         let prepared = self.prepare(image, params.size_for(image.width, image.height))?;
-        timings.preprocess = start.elapsed();
+        timings[Stage::Preprocess] = start.elapsed();
         let start = Instant::now();
         let outputs = self.infer(&prepared)?;
-        timings.inference = start.elapsed();
+        timings[Stage::Inference] = start.elapsed();
         let start = Instant::now();
         let detections = self.postprocess(&prepared, &outputs, params)?;
-        timings.postprocess = start.elapsed();
+        timings[Stage::Postprocess] = start.elapsed();
         Ok(detections)
     }
 

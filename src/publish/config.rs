@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use super::topics::{self, Names};
 use super::url::BrokerUrl;
 use crate::cli::MqttArgs;
+use crate::slug::{Style, slug};
 
 /// Everything the publisher runs with.
 #[derive(Debug, Clone)]
@@ -41,12 +42,12 @@ impl MqttConfig {
         topics::check_base("--mqtt-discovery-prefix", &args.discovery_prefix).map_err(anyhow::Error::msg)?;
         let mut labels: Vec<String> = Vec::new();
         for label in &args.labels {
-            let slug = topics::slug(label);
-            if slug.is_empty() {
+            let level = slug(label, Style::TopicLevel);
+            if level.is_empty() {
                 bail!("--mqtt-labels: {label:?} has no letter or digit");
             }
-            if !labels.contains(&slug) {
-                labels.push(slug);
+            if !labels.contains(&level) {
+                labels.push(level);
             }
         }
         if labels.is_empty() {
@@ -63,7 +64,7 @@ pub fn host_name() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
-        .map(|name| topics::slug(name.trim()))
+        .map(|name| slug(name.trim(), Style::TopicLevel))
         .find(|slug| !slug.is_empty())
         .unwrap_or_else(|| "yolod".into())
 }

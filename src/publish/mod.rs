@@ -1,6 +1,6 @@
 //! Outputs besides the log: camera detections to an MQTT broker, with Home
 //! Assistant discovery. The camera loop hands each processed frame to the
-//! [`Publisher`] (a [`pipeline::Observer`]); it decides what changed and
+//! [`Publisher`] (a [`camera_loop::Observer`]); it decides what changed and
 //! queues it in a bounded outbox; one thread (`client.rs`) owns the
 //! connection and sends. Nothing in the core imports this module.
 
@@ -18,7 +18,8 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::pipeline::{self, Snapshot};
+use crate::camera_loop::{self, Snapshot};
+use crate::slug::{Style, slug};
 pub use config::MqttConfig;
 use outbox::{Counts, Outbox};
 
@@ -168,7 +169,7 @@ impl Publisher {
         {
             let mut queue = shared.lock();
             for camera in cameras {
-                shared.register(&mut queue, &topics::slug(camera));
+                shared.register(&mut queue, &slug(camera, Style::TopicLevel));
             }
         }
         let handle = client::spawn(shared.clone(), options)?;
@@ -201,16 +202,16 @@ impl Publisher {
     }
 }
 
-impl pipeline::Observer for Publisher {
+impl camera_loop::Observer for Publisher {
     fn processed(&self, camera: &str, frame: &Arc<Snapshot>, line: Option<&[u8]>) {
-        let camera = topics::slug(camera);
+        let camera = slug(camera, Style::TopicLevel);
         let names = &self.shared.config.names;
         let labels = &self.shared.config.labels;
         let class_names = &frame.model.info.names;
         let classes: Vec<String> = frame
             .objects
             .iter()
-            .map(|o| topics::slug(class_names.get(o.detection.class).map_or("", String::as_str)))
+            .map(|o| slug(class_names.get(o.detection.class).map_or("", String::as_str), Style::TopicLevel))
             .collect();
         let counts = outbox::count_labels(labels, classes.iter().map(String::as_str));
         let mut queue = self.shared.lock();

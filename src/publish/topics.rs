@@ -1,29 +1,8 @@
-//! Names on the bus: the slug rule that camera names and labels share, the
+//! Names on the bus: labels, cameras and the host as topic levels, the
 //! topics yolod publishes, and the Home Assistant discovery configs that
 //! point at them. Pure: strings in, strings and JSON out.
 
 use serde::Serialize;
-
-/// `[a-z0-9_-]+`: lower case, every run of other characters becomes one `_`,
-/// none at the ends (`traffic light` -> `traffic_light`, `/dev/video0` ->
-/// `dev_video0`). Empty when nothing is left.
-pub fn slug(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut gap = false;
-    for c in s.chars() {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' {
-            if gap && !out.is_empty() {
-                out.push('_');
-            }
-            gap = false;
-            out.push(c);
-        } else {
-            gap = true;
-        }
-    }
-    out
-}
 
 /// Checks a `--mqtt-topic` or `--mqtt-discovery-prefix`: levels joined by
 /// `/`, none empty, no wildcards.
@@ -174,17 +153,6 @@ mod tests {
 
     fn names() -> Names {
         Names { base: "yolod".into(), discovery: "homeassistant".into(), host: "pi5".into() }
-    }
-
-    #[test]
-    fn slugs_keep_lowercase_digits_dash_and_underscore() {
-        assert_eq!(slug("traffic light"), "traffic_light");
-        assert_eq!(slug("/dev/video0"), "dev_video0");
-        assert_eq!(slug("Front Door--2"), "front_door--2");
-        assert_eq!(slug("  hair  drier "), "hair_drier");
-        assert_eq!(slug("kitchen_cam"), "kitchen_cam");
-        assert_eq!(slug("été"), "t");
-        assert_eq!(slug("///"), "");
     }
 
     #[test]

@@ -8,26 +8,16 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-/// Which frames are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which frames are written (`--emit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Emit {
     /// Every processed frame.
+    #[default]
     All,
     /// Frames with at least one object.
     Detections,
     /// Frames whose set of classes differs from the previous frame's.
     Changes,
-}
-
-impl Emit {
-    pub fn parse(s: &str) -> Option<Emit> {
-        match s {
-            "all" => Some(Emit::All),
-            "detections" => Some(Emit::Detections),
-            "changes" => Some(Emit::Changes),
-            _ => None,
-        }
-    }
 }
 
 /// Decides per frame whether to write, remembering the last class set.

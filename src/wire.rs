@@ -1,12 +1,13 @@
 //! The JSON contracts: serialize-only types in the shape of Ultralytics'
 //! `results[0].tojson()` and the HUB API envelope, and DeepStack's /
-//! CodeProject.AI's answers. Field order is the wire order.
+//! CodeProject.AI's answers, and the camera lines. Field order is the wire
+//! order. The API, the CLI, the camera loop and the bench all write these.
 
 use std::io;
 
 use serde::Serialize;
 
-use crate::model::ModelInfo;
+use crate::model::{ModelInfo, Stage, Timings};
 use crate::vision::Object as Found;
 
 /// `{"success", "message", "data"}`, the envelope of every API answer.
@@ -115,24 +116,18 @@ pub struct FrameLine<'a> {
     pub data: Vec<Object<'a>>,
 }
 
-/// Milliseconds per stage, as Ultralytics' `results.speed`.
-#[derive(Serialize)]
-pub struct Speed {
-    pub decode: f64,
-    pub preprocess: f64,
-    pub inference: f64,
-    pub postprocess: f64,
-}
+/// Milliseconds per stage, to a tenth, as Ultralytics' `results.speed`: one
+/// key per [`Stage`], in order.
+pub struct Speed(pub Timings);
 
-impl Speed {
-    pub fn from_durations(
-        decode: std::time::Duration,
-        pre: std::time::Duration,
-        inf: std::time::Duration,
-        post: std::time::Duration,
-    ) -> Speed {
-        let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
-        Speed { decode: ms(decode), preprocess: ms(pre), inference: ms(inf), postprocess: ms(post) }
+impl Serialize for Speed {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(Stage::ALL.len()))?;
+        for (stage, d) in self.0.iter() {
+            map.serialize_entry(stage.name(), &((d.as_secs_f64() * 1e4).round() / 10.0))?;
+        }
+        map.end()
     }
 }
 

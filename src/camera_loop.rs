@@ -1,18 +1,19 @@
-//! Camera to log stream: takes the latest frame, runs it through the shared
-//! inference engine, writes one JSON line per processed frame. The same
+//! The camera loop, camera to log stream: takes the latest frame, runs it
+//! through the shared inference engine (`Model::predict` is the inference
+//! pipeline), writes one JSON line per processed frame. The same
 //! engine serves HTTP, so a camera is just another client of the workers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::api::wire::{self, FrameLine, Speed};
 use crate::camera::{self, CameraConfig, CameraStats, Latest};
 use crate::engine::{Engine, Input, Job, JobError};
-use crate::model::{Model, Params};
+use crate::model::{Model, Params, Stage};
 use crate::sink::{self, Emit, Filter, Sink};
 use crate::vision::Object;
 use crate::vision::decode::Rgb;
+use crate::wire::{self, FrameLine, Speed};
 
 /// The latest processed frame of a camera, as `/v1/snapshot` shows it.
 pub struct Snapshot {
@@ -34,7 +35,7 @@ pub trait Observer: Send + Sync {
     fn processed(&self, camera: &str, frame: &Arc<Snapshot>, line: Option<&[u8]>);
 }
 
-/// Everything one camera pipeline needs.
+/// Everything one camera loop needs.
 pub struct CameraJob {
     pub config: CameraConfig,
     pub model: Arc<Model>,
@@ -99,7 +100,8 @@ pub fn run(
                 let line = if !filter.pass(out.objects.iter().map(|o| o.detection.class)) {
                     None
                 } else {
-                    let t = out.timings;
+                    let mut timings = out.timings;
+                    timings[Stage::Decode] += convert;
                     let line = FrameLine {
                         ts: sink::time::now_rfc3339(),
                         camera: &name,
@@ -108,7 +110,7 @@ pub fn run(
                         width: out.width,
                         height: out.height,
                         model: &job.model.info.id,
-                        speed: Speed::from_durations(convert + t.decode, t.preprocess, t.inference, t.postprocess),
+                        speed: Speed(timings),
                         success: true,
                         message: "Inference complete.",
                         data: wire::objects(&out.objects, &job.model.info.names, false, out.width, out.height),
