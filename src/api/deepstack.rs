@@ -89,7 +89,8 @@ impl Form {
     fn read(state: &State, req: Request) -> Result<Form, ApiError> {
         let bytes = routes::read_body(state, req.body_len, req.body)?;
         let parsed = body::parse(req.header("content-type"), &bytes, state.config.multipart);
-        let keys = &state.config.keys;
+        // The keys in force (SIGHUP re-reads the key file), as the HUB routes check.
+        let keys = state.keys.read().unwrap_or_else(|e| e.into_inner());
         if !keys.is_empty() && !keys.allows(req.header("x-api-key")) {
             let field = parsed.as_ref().ok().and_then(|b| b.fields.iter().find(|(k, _)| k == "api_key"));
             if !keys.allows(field.map(|(_, v)| v.as_str())) {

@@ -169,6 +169,12 @@ fn sighup_reloads_the_key_file_and_the_process_keeps_serving() {
     let _ = conn.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     assert_eq!((models("first-key"), models("second-key")), (401, 200));
+    // The DeepStack routes (key in the api_key field) follow the reload too.
+    let deepstack = |key: &str| {
+        let (content_type, body) = Multipart::new().field("api_key", key).file("image", "bus.jpg", &bus).finish();
+        post(&server.url("/v1/vision/detection"), &[("content-type", &content_type)], &body).status
+    };
+    assert_eq!((deepstack("first-key"), deepstack("second-key")), (401, 200));
     // A key file that became unreadable or empty keeps the keys in force.
     std::fs::write(&keys, "# nothing\n").unwrap();
     signal(&server, "HUP");
