@@ -129,16 +129,28 @@ fn oversized_heads_and_surplus_connections_get_json_errors() {
     let fits = get(&server.url("/healthz"), &[("Cookie", &"c".repeat(3500))]);
     assert_eq!(fits.status, 200);
 
-    let held: Vec<TcpStream> = (0..4).map(|_| connect(&server)).collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let (reply, _) = read_until_closed(connect(&server), Duration::from_secs(5));
+    // With four held open, a fifth is refused. The connection of the
+    // request above may still hold its slot for a moment on a loaded
+    // machine (its thread has not yet seen the close): then a held one is
+    // refused instead and the fifth gets in, so the round is tried again.
+    let mut reply = String::new();
+    for _ in 0..5 {
+        let held: Vec<TcpStream> = (0..4).map(|_| connect(&server)).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        reply = read_until_closed(connect(&server), Duration::from_secs(5)).0;
+        drop(held);
+        if reply.starts_with("HTTP/1.1 503") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     assert!(reply.starts_with("HTTP/1.1 503"), "{reply:?}");
     assert!(reply.contains("Retry-After: 1\r\n") && reply.contains("too many open connections"), "{reply}");
-    drop(held);
     std::thread::sleep(Duration::from_millis(300));
     let metrics = String::from_utf8(get(&server.url("/metrics"), &[]).body).unwrap();
     assert!(metrics.contains("yolod_errors_total{kind=\"header_too_large\"} 1"), "{metrics}");
-    assert!(metrics.contains("yolod_errors_total{kind=\"too_many_connections\"} 1"), "{metrics}");
+    let refused = metrics.lines().find_map(|l| l.strip_prefix("yolod_errors_total{kind=\"too_many_connections\"} "));
+    assert!(refused.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n >= 1), "{metrics}");
 }
 
 #[test]
