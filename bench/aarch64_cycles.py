@@ -192,7 +192,7 @@ def main():
     ap.add_argument("--label", help="name of what is estimated, in the output")
     ap.add_argument("--coverage", type=float, default=0.995, help="share of instructions estimated block by block")
     ap.add_argument("--mix", type=int, default=0, metavar="N",
-                    help="also print the N most executed mnemonics of the estimated blocks")
+                    help="also print the N most executed mnemonics (with their vector arrangement) of the estimated blocks")
     ap.add_argument("--qemu", default="qemu-aarch64")
     ap.add_argument("--mca", default="llvm-mca-19")
     ap.add_argument("--json", action="store_true", help="one JSON line instead of text")
@@ -271,8 +271,10 @@ def main():
     mix = defaultdict(float)
     for _, n, _, _, insns in results:
         if insns:
-            for mnemonic, _ in insns:
-                mix[mnemonic] += n / len(insns)
+            for mnemonic, operands in insns:
+                # fmla .4s (fp32) vs .8h (fp16), sdot vs smlal ...: the first operand's arrangement
+                m = re.match(r"v\d+\.(\d+[bhsd])", operands)
+                mix[f"{mnemonic} .{m.group(1)}" if m else mnemonic] += n / len(insns)
     if args.label:
         label = args.label
     elif args.ort:

@@ -5,8 +5,10 @@
 #
 #   bench/ort_aarch64/table.sh OUT LIBONNXRUNTIME CUT_DIR YOLOD_BIN [RUNS...]
 #
-# RUNS are runtime:precision:size:board (default: the issue-14 set).
-# CUT_DIR holds bench/ort_aarch64/cut_models.py's output. Sequential on
+# RUNS are runtime:precision:size:board (default: the issue-14 set);
+# runtime is yolod, ort or ncnn (fp32 only; needs NCNN_DIR, the directory
+# bench/ncnn_aarch64/setup.sh filled). CUT_DIR holds
+# bench/ort_aarch64/cut_models.py's output. Sequential on
 # purpose: each run is one qemu at a time (the machine is shared).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +28,11 @@ for r in "${runs[@]}"; do
     name="${file[$precision]}"
     if [[ $runtime == ort ]]; then
         args=(--ort "$lib" --model "$cut/$name-cut.onnx")
+    elif [[ $runtime == ncnn ]]; then
+        d="${NCNN_DIR:?set NCNN_DIR (see bench/ncnn_aarch64/setup.sh)}"
+        args=(--qemu-env "PYTHONHOME=$d/root/usr" --qemu-env "PYTHONPATH=$d/site"
+              --qemu-env "LD_LIBRARY_PATH=$d/root/lib/aarch64-linux-gnu:$d/root/usr/lib/aarch64-linux-gnu"
+              --command "$d/root/usr/bin/python3.11 -S -s $here/../ncnn_aarch64/run.py $d/conv/yolov8n_cut.ncnn.param $d/conv/yolov8n_cut.ncnn.bin $size {n} {maps}")
     else
         args=(--bin "$yolod" --model "$root/${dir[$precision]}/$name.onnx")
     fi
