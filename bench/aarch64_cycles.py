@@ -210,7 +210,7 @@ def main():
     plugin = subprocess.run([os.path.join(HERE, "qemu-insn/build.sh")], capture_output=True, text=True,
                             check=True).stdout.split()[-1]
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {}
+        runs, totals = {}, {}
         for iterations in (1, 2):
             counts = defaultdict(int)
             if args.command:
@@ -229,7 +229,22 @@ def main():
                 for pc, n in blocks:
                     counts[(args.bin, pc - bias)] += n
             runs[iterations] = counts
+            # The profile's blocks must add up to the plugin's own total.
+            with open(os.path.join(tmp, f"{iterations}.count.txt")) as f:
+                totals[iterations] = int(f.read().split()[1])
+            if sum(n for _, n in blocks) != totals[iterations]:
+                sys.exit(f"aarch64_cycles: run {iterations}: the profile holds {sum(n for _, n in blocks)} "
+                         f"instructions, the counter {totals[iterations]}")
     per = {a: runs[2].get(a, 0) - runs[1].get(a, 0) for a in set(runs[1]) | set(runs[2])}
+    # Blocks that ran less often in the longer run mean the two runs took different paths.
+    negative = -sum(n for n in per.values() if n < 0)
+    one = totals[2] - totals[1]
+    if negative > 0.05 * one:
+        sys.exit(f"aarch64_cycles: runs 1 and 2 do not differ by one inference: the counter says {one} "
+                 f"instructions, but run 2's blocks ran {negative} fewer than run 1's")
+    if negative > 1e-3 * one:
+        print(f"aarch64_cycles: warning: {100 * negative / one:.2f}% of an inference ran in run 1's blocks and not "
+              f"in run 2's (the runs are not exactly deterministic); the estimate counts run 2's blocks", file=sys.stderr)
     per = {a: n for a, n in per.items() if n > 0}
     total = sum(per.values())
 
@@ -288,7 +303,7 @@ def main():
         print(json.dumps({"board": args.board, "qemu_cpu": args.cpu, "mcpu": mcpu, "ghz": ghz, "model": label,
                           "size": args.size, "instructions": total, "cycles": round(cycles), "cpi": round(cpi, 4),
                           "ms": round(ms, 2), "mca_failed_share": round(failed / total, 5),
-                          "uneven_share": round(uneven / total, 5),
+                          "uneven_share": round(uneven / total, 5), "negative_share": round(negative / one, 5),
                           "modules": {k: {"instructions": v[0], "cycles": round(v[1])} for k, v in modules.items()},
                           "mix": {k: round(v) for k, v in sorted(mix.items(), key=lambda kv: -kv[1])[: args.mix]}}))
         return
