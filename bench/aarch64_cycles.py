@@ -21,6 +21,22 @@ block's steady-state cycles from llvm-mca's model of the core:
     python3 bench/aarch64_cycles.py --board pi5 --size 320 [--precision auto]
     python3 bench/aarch64_cycles.py --board pi4 --size 640 --model M.onnx
 
+The same estimate for another runtime on the same emulated core: --ort runs
+onnxruntime's own aarch64 build through bench/ort_aarch64 (see its
+Cargo.toml; --model is then required, e.g. the head-map cut that
+bench/ort_aarch64/cut_models.py writes), and --command runs any dynamically
+linked aarch64 command whose `{n}` is replaced by the iteration count and
+which copies its /proc/self/maps to `{maps}` at exit:
+
+    python3 bench/aarch64_cycles.py --board pi5 --size 640 \
+        --ort /tmp/ortnpm/libonnxruntime.so.1 --model /tmp/ortmodels/yolov8n-cut.onnx
+    python3 bench/aarch64_cycles.py --board pi5 --label X \
+        --command "prog --runs {n} --maps-to {maps}"
+
+Blocks are then keyed by (file, address in the file) through the maps
+(qemu-user shows the guest's), so the libraries' blocks (libonnxruntime,
+libc, libstdc++, ...) are disassembled from their own files.
+
 Boards: qemu's -cpu, llvm-mca's -mcpu, and the clock:
   pi5    Cortex-A76 @ 2.4 GHz   qemu cortex-a76, mca neoverse-n1 (the A76's
          server twin: LLVM 19 gives -mcpu=cortex-a76 the Cortex-A57 model,
@@ -43,11 +59,14 @@ binutils-aarch64-linux-gnu) and Debian's llvm-19 (llvm-mca-19).
 """
 
 import argparse
+import bisect
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -85,6 +104,49 @@ def disassemble(binary, addr):
     return insns
 
 
+def load_segments(path):
+    """(file offset, vaddr, file size) of each PT_LOAD segment of an ELF file."""
+    out = subprocess.run(["aarch64-linux-gnu-readelf", "-lW", path], capture_output=True, text=True,
+                         check=True).stdout
+    segs = []
+    for line in out.splitlines():
+        f = line.split()
+        if f and f[0] == "LOAD":
+            segs.append((int(f[1], 16), int(f[2], 16), int(f[4], 16)))
+    return segs
+
+
+def maps_resolver(maps_path):
+    """pc -> (file, vaddr in that file) through a copy of /proc/self/maps;
+    (None, pc) for code in no file (qemu's signal trampoline)."""
+    regions = []
+    with open(maps_path) as f:
+        for line in f:
+            fields = line.split(None, 5)
+            if len(fields) < 6 or "x" not in fields[1] or not fields[5].startswith("/"):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            regions.append((start, end, int(fields[2], 16), fields[5].strip()))
+    regions.sort()
+    starts = [r[0] for r in regions]
+    segments = {}
+
+    def resolve(pc):
+        i = bisect.bisect_right(starts, pc) - 1
+        if i < 0 or pc >= regions[i][1]:
+            return None, pc
+        start, _, offset, path = regions[i]
+        if path not in segments:
+            segments[path] = load_segments(path)
+        off = pc - start + offset
+        for seg_off, vaddr, size in segments[path]:
+            if seg_off <= off < seg_off + size:
+                return path, vaddr + off - seg_off
+        return None, pc
+
+    return resolve
+
+
 def mca_source(insns):
     """The block as llvm-mca input: branch targets become a label at its top."""
     lines = [".Ltop:"]
@@ -114,62 +176,136 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--board", choices=sorted(BOARDS), default="pi5")
     ap.add_argument("--bin", default=os.path.join(profile.ROOT, "target/aarch64-unknown-linux-musl/dist/yolod"))
-    ap.add_argument("--model", help="ONNX file (default: the embedded yolov8n)")
+    ap.add_argument("--model", help="ONNX file (default: the embedded yolov8n; required with --ort)")
     ap.add_argument("--precision", default="auto", choices=["fp32", "int8", "auto"],
                     help="the embedded model's precision (default auto: what the board runs)")
     ap.add_argument("--size", type=int, default=640)
+    ap.add_argument("--ort", metavar="LIBONNXRUNTIME",
+                    help="estimate onnxruntime (this aarch64 libonnxruntime.so.1) instead of yolod")
+    ap.add_argument("--ort-driver", default=os.path.join(HERE, "ort_aarch64/target/aarch64-unknown-linux-gnu/release/ort_aarch64"),
+                    help="bench/ort_aarch64's aarch64 build")
+    ap.add_argument("--command", help="estimate this aarch64 command instead of yolod: {n} is the iteration "
+                                      "count, and it must copy /proc/self/maps to {maps} at exit")
+    ap.add_argument("--sysroot", default="/usr/aarch64-linux-gnu", help="qemu -L for --ort and --command")
+    ap.add_argument("--qemu-env", action="append", default=[], metavar="VAR=VALUE",
+                    help="set in the guest's environment only (qemu -E), for --command; repeatable")
+    ap.add_argument("--label", help="name of what is estimated, in the output")
     ap.add_argument("--coverage", type=float, default=0.995, help="share of instructions estimated block by block")
+    ap.add_argument("--mix", type=int, default=0, metavar="N",
+                    help="also print the N most executed mnemonics (with their vector arrangement) of the estimated blocks")
     ap.add_argument("--qemu", default="qemu-aarch64")
     ap.add_argument("--mca", default="llvm-mca-19")
     ap.add_argument("--json", action="store_true", help="one JSON line instead of text")
     args = ap.parse_args()
     args.cpu, mcpu, ghz = BOARDS[args.board]
+    if args.ort and args.command:
+        ap.error("--ort and --command exclude each other")
+    if args.ort:
+        if not args.model:
+            ap.error("--ort needs --model")
+        args.command = " ".join(shlex.quote(a) for a in [
+            args.ort_driver, "--lib", args.ort, "--model", args.model, "--size", str(args.size),
+            "--threads", "1"]) + " --iterations {n} --maps {maps}"
 
     plugin = subprocess.run([os.path.join(HERE, "qemu-insn/build.sh")], capture_output=True, text=True,
                             check=True).stdout.split()[-1]
-    entry = profile.entry_point(args.bin)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {}
+        runs, totals = {}, {}
         for iterations in (1, 2):
-            blocks = profile.run(args, plugin, iterations, tmp)
-            runs[iterations] = profile.by_block(blocks, blocks[0][0] - entry)
+            counts = defaultdict(int)
+            if args.command:
+                maps = os.path.join(tmp, f"maps{iterations}.txt")
+                cmd = [a.replace("{n}", str(iterations)).replace("{maps}", maps) for a in shlex.split(args.command)]
+                qemu_args = ["-L", args.sysroot] + [a for e in args.qemu_env for a in ("-E", e)]
+                blocks = profile.run_command(args.qemu, args.cpu, plugin, cmd, os.path.join(tmp, str(iterations)),
+                                             qemu_args=qemu_args, what=f"{iterations} iteration(s)")
+                resolve = maps_resolver(maps)
+                for pc, n in blocks:
+                    counts[resolve(pc)] += n
+            else:
+                # A static binary: its entry block is the profile's first.
+                blocks = profile.run(args, plugin, iterations, tmp)
+                bias = blocks[0][0] - profile.entry_point(args.bin)
+                for pc, n in blocks:
+                    counts[(args.bin, pc - bias)] += n
+            runs[iterations] = counts
+            # The profile's blocks must add up to the plugin's own total.
+            with open(os.path.join(tmp, f"{iterations}.count.txt")) as f:
+                totals[iterations] = int(f.read().split()[1])
+            if sum(n for _, n in blocks) != totals[iterations]:
+                sys.exit(f"aarch64_cycles: run {iterations}: the profile holds {sum(n for _, n in blocks)} "
+                         f"instructions, the counter {totals[iterations]}")
     per = {a: runs[2].get(a, 0) - runs[1].get(a, 0) for a in set(runs[1]) | set(runs[2])}
+    # Blocks that ran less often in the longer run mean the two runs took different paths.
+    negative = -sum(n for n in per.values() if n < 0)
+    one = totals[2] - totals[1]
+    if negative > 0.05 * one:
+        sys.exit(f"aarch64_cycles: runs 1 and 2 do not differ by one inference: the counter says {one} "
+                 f"instructions, but run 2's blocks ran {negative} fewer than run 1's")
+    if negative > 1e-3 * one:
+        print(f"aarch64_cycles: warning: {100 * negative / one:.2f}% of an inference ran in run 1's blocks and not "
+              f"in run 2's (the runs are not exactly deterministic); the estimate counts run 2's blocks", file=sys.stderr)
     per = {a: n for a, n in per.items() if n > 0}
     total = sum(per.values())
 
     hot, covered = [], 0
-    for addr, n in sorted(per.items(), key=lambda kv: -kv[1]):
+    for key, n in sorted(per.items(), key=lambda kv: -kv[1]):
         if covered >= args.coverage * total:
             break
-        hot.append((addr, n))
+        hot.append((key, n))
         covered += n
     print(f"aarch64_cycles: {len(hot)} blocks hold {100 * covered / total:.2f}% of {total / 1e9:.3f} G instructions; "
           f"llvm-mca -mcpu={mcpu} ...", file=sys.stderr, flush=True)
 
     def estimate(item):
-        addr, n = item
-        insns = disassemble(args.bin, addr)
+        (path, addr), n = item
+        insns = disassemble(path, addr) if path else []
         if not insns:
-            return n, None, False
+            return path, n, None, False, insns
         execs = n / len(insns)
         cycles = block_cycles(args.mca, mcpu, insns)
-        return n, None if cycles is None else execs * cycles, n % len(insns) == 0
+        return path, n, None if cycles is None else execs * cycles, n % len(insns) == 0, insns
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         results = list(pool.map(estimate, hot))
-    known = [(n, c) for n, c, _ in results if c is not None]
-    failed = sum(n for n, c, _ in results if c is None)
-    uneven = sum(n for n, c, whole in results if c is not None and not whole)
+    known = [(n, c) for _, n, c, _, _ in results if c is not None]
+    failed = sum(n for _, n, c, _, _ in results if c is None)
+    uneven = sum(n for _, n, c, whole, _ in results if c is not None and not whole)
     cpi = sum(c for _, c in known) / sum(n for n, _ in known)
     cycles = sum(c for _, c in known) + cpi * (total - sum(n for n, _ in known))
     ms = cycles / (ghz * 1e6)
-    label = os.path.basename(args.model) if args.model else f"yolov8n (embedded, --precision {args.precision})"
+    # Instructions and cycles by file (the uncovered tail at the mean CPI).
+    modules = defaultdict(lambda: [0, 0.0])
+    for (path, _), n in per.items():
+        modules[os.path.basename(path) if path else "(no file)"][0] += n
+    for path, n, c, _, _ in results:
+        modules[os.path.basename(path) if path else "(no file)"][1] += c if c is not None else cpi * n
+    for name, (n, c) in modules.items():
+        covered_here = sum(m for p, m, _, _, _ in results if (os.path.basename(p) if p else "(no file)") == name)
+        modules[name][1] = c + cpi * (n - covered_here)
+    mix = defaultdict(float)
+    for _, n, _, _, insns in results:
+        if insns:
+            for mnemonic, operands in insns:
+                # fmla .4s (fp32) vs .8h (fp16), sdot vs smlal ...: the first operand's arrangement
+                m = re.match(r"v\d+\.(\d+[bhsd])", operands)
+                mix[f"{mnemonic} .{m.group(1)}" if m else mnemonic] += n / len(insns)
+    if args.label:
+        label = args.label
+    elif args.ort:
+        label = f"onnxruntime {os.path.basename(args.ort)}, {os.path.basename(args.model)}"
+    elif args.command:
+        label = args.command
+    else:
+        label = os.path.basename(args.model) if args.model else f"yolod, yolov8n (embedded, --precision {args.precision})"
     if args.json:
         import json
         print(json.dumps({"board": args.board, "qemu_cpu": args.cpu, "mcpu": mcpu, "ghz": ghz, "model": label,
                           "size": args.size, "instructions": total, "cycles": round(cycles), "cpi": round(cpi, 4),
                           "ms": round(ms, 2), "mca_failed_share": round(failed / total, 5),
-                          "uneven_share": round(uneven / total, 5)}))
+                          "uneven_share": round(uneven / total, 5), "negative_share": round(negative / one, 5),
+                          "modules": {k: {"instructions": v[0], "cycles": round(v[1])} for k, v in modules.items()},
+                          "mix": {k: round(v) for k, v in sorted(mix.items(), key=lambda kv: -kv[1])[: args.mix]}}))
         return
     print(f"{label}, size {args.size}, {args.board} ({args.cpu} counted, llvm-mca {mcpu}, {ghz} GHz)")
     print(f"  instructions per inference  {total / 1e9:.3f} G")
@@ -177,6 +313,15 @@ def main():
     print(f"  estimated time              {ms:.1f} ms at {ghz} GHz, 1 thread, every load an L1 hit")
     print(f"  blocks llvm-mca could not read: {100 * failed / total:.2f}% of instructions (scaled at the mean)")
     print(f"  blocks whose count is not a whole number of executions: {100 * uneven / total:.2f}%")
+    if len(modules) > 1:
+        print("  by file:")
+        for name, (n, c) in sorted(modules.items(), key=lambda kv: -kv[1][0]):
+            if n >= total * 1e-4:
+                print(f"    {n / 1e9:8.3f} G instr {c / 1e9:8.3f} G cycles  {name}")
+    if args.mix:
+        print(f"  most executed mnemonics ({100 * covered / total:.1f}% of instructions):")
+        for mnemonic, n in sorted(mix.items(), key=lambda kv: -kv[1])[: args.mix]:
+            print(f"    {n / 1e9:8.3f} G {100 * n / total:5.1f}%  {mnemonic}")
 
 
 if __name__ == "__main__":

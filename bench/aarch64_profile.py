@@ -63,17 +63,24 @@ def entry_point(binary):
 
 
 def run(args, plugin, iterations, tmp):
-    prof = os.path.join(tmp, f"profile{iterations}.txt")
-    count = os.path.join(tmp, f"count{iterations}.txt")
     env = dict(os.environ, TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=CPU_PARTS.get(args.cpu, ""))
-    cmd = [args.qemu, "-cpu", args.cpu, "-plugin", f"{plugin},mode=tb,out={count},profile={prof}", args.bin, "bench",
-           "--size", str(args.size), "--iterations", str(iterations), "--warmup", "0", "--inference-only"]
+    cmd = [args.bin, "bench", "--size", str(args.size), "--iterations", str(iterations), "--warmup", "0",
+           "--inference-only"]
     if args.model:
         cmd += ["--model", args.model]
     else:
         cmd += ["--precision", args.precision]
-    print(f"aarch64_profile: {iterations} iteration(s) under qemu {args.cpu} ...", file=sys.stderr, flush=True)
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return run_command(args.qemu, args.cpu, plugin, cmd, os.path.join(tmp, str(iterations)), env=env,
+                       what=f"{iterations} iteration(s)")
+
+
+def run_command(qemu, cpu, plugin, cmd, prefix, env=None, qemu_args=(), what="run"):
+    """Run the aarch64 `cmd` under qemu with the plugin's per-block profile;
+    (guest pc, instructions) per translated block, the entry block first."""
+    prof, count = f"{prefix}.profile.txt", f"{prefix}.count.txt"
+    full = [qemu, *qemu_args, "-cpu", cpu, "-plugin", f"{plugin},mode=tb,out={count},profile={prof}", *cmd]
+    print(f"aarch64_profile: {what} under qemu {cpu} ...", file=sys.stderr, flush=True)
+    subprocess.run(full, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     blocks = []
     with open(prof) as f:
         for line in f:
