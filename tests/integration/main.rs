@@ -5,6 +5,7 @@ mod annotate;
 mod api;
 mod camera;
 mod deepstack;
+mod families;
 mod hardening;
 mod logging;
 mod malformed;
