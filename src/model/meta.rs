@@ -86,9 +86,70 @@ pub fn task_from_shape(channels: usize, classes: usize, outputs: usize, kpt_valu
     }
 }
 
+/// Checks that a model run as exported (its head not cut before the decode)
+/// gives what the decoders read: `output0` of `1 x (4 + nc + extra) x
+/// anchors`, `extra` being 32 mask coefficients (segment) or the keypoint
+/// values (pose). Anything else would be decoded into wrong boxes, so it is
+/// refused at load. NMS-free (`end2end`) exports and exports with NMS in
+/// the graph give `1 x 300 x (6 + extra)`: rows of chosen boxes, which
+/// yolod does not read yet. `dims` are output0's (None where symbolic).
+pub fn check_exported_layout(
+    task: Task,
+    classes: usize,
+    kpt_shape: Option<(usize, usize)>,
+    dims: &[Option<usize>],
+    end2end: bool,
+) -> Result<(), String> {
+    let extra = match task {
+        Task::Detect => 0,
+        Task::Segment => 32,
+        Task::Pose => kpt_shape.map_or(17 * 3, |(k, d)| k * d),
+    };
+    let channels = 4 + classes + extra;
+    let shown: Vec<String> = dims.iter().map(|d| d.map_or("?".into(), |d| d.to_string())).collect();
+    let shown = shown.join("x");
+    let rows_of_boxes = dims.len() == 3 && dims[2] == Some(6 + extra);
+    if end2end || (rows_of_boxes && dims[1] != Some(channels)) {
+        return Err(format!(
+            "its output0 is {shown}: rows of already chosen boxes, from an NMS-free (end2end) export or one with \
+             NMS in the graph, which yolod does not read yet. Export it again with Ultralytics' default \
+             (`yolo export model=... format=onnx`, without `nms=`): yolod then applies confidence and NMS itself"
+        ));
+    }
+    match dims {
+        [_, Some(c), _] if *c == channels => Ok(()),
+        [_, None, _] => Ok(()),
+        _ => Err(format!(
+            "its output0 is {shown}; a {} model with {classes} classes gives 1x{channels}xANCHORS \
+             (4 box values, {classes} class scores{})",
+            task.as_str(),
+            match task {
+                Task::Detect => String::new(),
+                Task::Segment => ", 32 mask coefficients".into(),
+                Task::Pose => format!(", {extra} keypoint values"),
+            }
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exported_heads_must_have_the_layout_the_decoders_read() {
+        let d = |v: &[usize]| v.iter().map(|&x| Some(x)).collect::<Vec<_>>();
+        assert!(check_exported_layout(Task::Detect, 80, None, &d(&[1, 84, 8400]), false).is_ok());
+        assert!(check_exported_layout(Task::Segment, 80, None, &d(&[1, 116, 8400]), false).is_ok());
+        assert!(check_exported_layout(Task::Pose, 1, Some((17, 3)), &d(&[1, 56, 8400]), false).is_ok());
+        let nms_free = check_exported_layout(Task::Detect, 10, None, &d(&[1, 300, 6]), false).unwrap_err();
+        assert!(nms_free.contains("1x300x6") && nms_free.contains("NMS-free"), "{nms_free}");
+        let seg = check_exported_layout(Task::Segment, 10, None, &d(&[1, 300, 38]), false).unwrap_err();
+        assert!(seg.contains("NMS-free"), "{seg}");
+        assert!(check_exported_layout(Task::Detect, 80, None, &d(&[1, 84, 8400]), true).is_err(), "end2end metadata");
+        let wrong = check_exported_layout(Task::Detect, 80, None, &d(&[1, 85, 8400]), false).unwrap_err();
+        assert!(wrong.contains("1x84xANCHORS"), "{wrong}");
+    }
 
     #[test]
     fn names_dict_is_parsed_in_class_order() {

@@ -167,6 +167,16 @@ impl Model {
                 head = Head::Exported { outputs: vec![] };
             }
         }
+        if matches!(head, Head::Exported { .. }) {
+            let end2end = graph::metadata(&proto).any(|(k, v)| k == "end2end" && v.trim().eq_ignore_ascii_case("true"));
+            let dims: Vec<Option<usize>> = template
+                .output_outlets()?
+                .first()
+                .and_then(|o| template.outlet_fact(*o).ok())
+                .map(|f| f.shape.dims().map(|d| d.concretize().and_then(|d| d.as_i64()).map(|v| v as usize)).collect())
+                .unwrap_or_default();
+            meta::check_exported_layout(task, names.len(), kpt_shape, &dims, end2end).map_err(anyhow::Error::msg)?;
+        }
         let keypoints = kpt_shape.map_or(17, |(k, _)| k);
         let info = ModelInfo {
             id: id.to_string(),

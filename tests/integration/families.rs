@@ -59,3 +59,19 @@ fn default_exports_of_yolov8_yolo11_and_yolo26_match_their_goldens() {
 fn a_three_class_model_answers_with_its_own_names() {
     serve_and_compare(&["custom3-det"]);
 }
+
+/// NMS-free (end2end) exports of YOLOv10 and YOLO26, and one with NMS in the
+/// graph, give rows of chosen boxes that yolod does not read yet: each is
+/// refused at load, naming the file and what to do, never served with wrong
+/// boxes (which is what happened before the check).
+#[test]
+fn nms_free_and_in_graph_nms_exports_are_refused_at_load_with_the_way_out() {
+    for name in ["yolov10n-det-e2e", "yolo26-det-e2e", "yolo26-seg-e2e", "yolo26-pose-e2e", "yolo26-det-nms"] {
+        let path = fixture(&format!("models/families/{name}.onnx"));
+        let out = std::process::Command::new(BIN).arg("models").arg("--model").arg(&path).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} loaded:\n{}", String::from_utf8_lossy(&out.stdout));
+        assert!(err.contains(&format!("{name}.onnx")), "{name}: {err}");
+        assert!(err.contains("NMS-free") && err.contains("without `nms=`"), "{name}: {err}");
+    }
+}
