@@ -3,20 +3,7 @@
 //! their onnxruntime goldens. Only the exports yolod handles today are here;
 //! the families README's table says what the others do.
 
-use serde::Deserialize;
-
 use crate::support::*;
-
-#[derive(Deserialize)]
-struct Golden {
-    images: Vec<GoldenImage>,
-}
-
-#[derive(Deserialize)]
-struct GoldenImage {
-    image: String,
-    data: Vec<Detection>,
-}
 
 /// Same count; each golden object has a same-class one with IoU >= 0.95 and
 /// |confidence difference| <= 0.01.
@@ -40,7 +27,7 @@ fn serve_and_compare(names: &[&str]) {
     let server = Server::start(&args);
     for name in names {
         let text = std::fs::read_to_string(fixture(&format!("models/families/golden/{name}.json"))).unwrap();
-        let golden: Golden = serde_json::from_str(&text).unwrap();
+        let golden: Golden<Detection> = serde_json::from_str(&text).unwrap();
         for img in golden.images {
             let body = std::fs::read(fixture(&format!("models/families/images/{}", img.image))).unwrap();
             let a = post(&server.url(&format!("/v1/predict/{name}")), &[("Content-Type", "image/png")], &body);

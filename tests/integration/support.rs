@@ -232,21 +232,22 @@ pub struct Detection {
     pub bbox: BoxJson,
 }
 
+/// A golden file: per test image, the reference's objects (as `T`).
 #[derive(Deserialize)]
-struct Golden {
-    images: Vec<GoldenImage>,
+pub struct Golden<T> {
+    pub images: Vec<GoldenImage<T>>,
 }
 
 #[derive(Deserialize)]
-struct GoldenImage {
-    image: String,
-    data: Vec<Detection>,
+pub struct GoldenImage<T> {
+    pub image: String,
+    pub data: Vec<T>,
 }
 
 /// The reference detections (onnxruntime, tests/reference/golden.py) for `image` at `size`.
 pub fn golden(size: u32, image: &str) -> Vec<Detection> {
     let text = std::fs::read_to_string(fixture(&format!("golden/yolov8n-{size}.json"))).unwrap();
-    let golden: Golden = serde_json::from_str(&text).unwrap();
+    let golden: Golden<Detection> = serde_json::from_str(&text).unwrap();
     golden.images.into_iter().find(|i| i.image == image).expect("image in golden file").data
 }
 

@@ -2,24 +2,11 @@
 //! tests/reference/seg_pose_models.py) served over HTTP, against the
 //! reference decoder's golden output (tests/reference/seg_pose_reference.py).
 
-use serde::Deserialize;
-
 use crate::support::{self, *};
 
-#[derive(Deserialize)]
-struct Golden {
-    images: Vec<GoldenImage>,
-}
-
-#[derive(Deserialize)]
-struct GoldenImage {
-    image: String,
-    data: Vec<serde_json::Value>,
-}
-
-fn golden(task: &str) -> Vec<GoldenImage> {
+fn golden(task: &str) -> Vec<GoldenImage<serde_json::Value>> {
     let text = std::fs::read_to_string(fixture(&format!("golden/yolov8n-{task}-made-640.json"))).unwrap();
-    serde_json::from_str::<Golden>(&text).unwrap().images
+    serde_json::from_str::<Golden<serde_json::Value>>(&text).unwrap().images
 }
 
 fn boxed(v: &serde_json::Value) -> BoxJson {
