@@ -117,8 +117,10 @@ pub fn check_exported_layout(
         ));
     }
     match dims {
+        // A rank the analysis could not find, or a channel count left symbolic, is judged
+        // later, when the model is built for a size.
+        [] | [_, None, _] => Ok(()),
         [_, Some(c), _] if *c == channels => Ok(()),
-        [_, None, _] => Ok(()),
         _ => Err(format!(
             "its output0 is {shown}; a {} model with {classes} classes gives 1x{channels}xANCHORS \
              (4 box values, {classes} class scores{})",
@@ -147,6 +149,7 @@ mod tests {
         let seg = check_exported_layout(Task::Segment, 10, None, &d(&[1, 300, 38]), false).unwrap_err();
         assert!(seg.contains("NMS-free"), "{seg}");
         assert!(check_exported_layout(Task::Detect, 80, None, &d(&[1, 84, 8400]), true).is_err(), "end2end metadata");
+        assert!(check_exported_layout(Task::Detect, 80, None, &[], false).is_ok(), "unknown rank");
         let wrong = check_exported_layout(Task::Detect, 80, None, &d(&[1, 85, 8400]), false).unwrap_err();
         assert!(wrong.contains("1x84xANCHORS"), "{wrong}");
     }
