@@ -1,6 +1,8 @@
 //! Reading the ONNX graph before tract sees it: where to cut the YOLOv8 head
 //! so the network runs at any input size, and which precision it computes in.
 
+use tract_onnx::pb::tensor_shape_proto::dimension::Value as DimValue;
+use tract_onnx::pb::type_proto::Value;
 use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
 
 /// Where yolod takes the network's outputs.
@@ -51,6 +53,34 @@ pub fn find_head(model: &ModelProto) -> Head {
         return Head::Raw { maps, extra, protos };
     }
     exported
+}
+
+/// Whether the first input's height or width is symbolic (an Ultralytics
+/// export with `dynamic=True`).
+pub fn has_dynamic_input(model: &ModelProto) -> bool {
+    let Some(input) = model.graph.as_ref().and_then(|g| g.input.first()) else { return false };
+    let Some(Value::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else { return false };
+    let dims = t.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
+    dims.len() == 4 && dims[2..].iter().any(|d| !matches!(d.value, Some(DimValue::DimValue(_))))
+}
+
+/// Drops the intermediate shape hints (`value_info`) and the outputs'
+/// declared shapes, keeping their names and types.
+pub fn drop_shape_hints(model: &mut ModelProto) {
+    if let Some(graph) = model.graph.as_mut() {
+        graph.value_info.clear();
+        for output in &mut graph.output {
+            if let Some(Value::TensorType(t)) = output.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+                t.shape = None;
+            }
+        }
+    }
+}
+
+/// Whether the graph runs ONNX's `NonMaxSuppression` (an Ultralytics
+/// export with `nms=True`).
+pub fn has_nms(model: &ModelProto) -> bool {
+    model.graph.iter().flat_map(|g| &g.node).any(|n| n.op_type == "NonMaxSuppression")
 }
 
 /// "int8" when the graph carries quantized operators, else "fp32".

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use crate::vision::outputs::Layout;
+
 /// What the model was trained to do; decides the extra fields in each object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
@@ -86,20 +88,26 @@ pub fn task_from_shape(channels: usize, classes: usize, outputs: usize, kpt_valu
     }
 }
 
-/// Checks that a model run as exported (its head not cut before the decode)
-/// gives what the decoders read: `output0` of `1 x (4 + nc + extra) x
-/// anchors`, `extra` being 32 mask coefficients (segment) or the keypoint
-/// values (pose). Anything else would be decoded into wrong boxes, so it is
-/// refused at load. NMS-free (`end2end`) exports and exports with NMS in
-/// the graph give `1 x 300 x (6 + extra)`: rows of chosen boxes, which
-/// yolod does not read yet. `dims` are output0's (None where symbolic).
-pub fn check_exported_layout(
+/// How a model run as exported (its head not cut before the decode) lays
+/// out `output0`, checked against what the decoders read; anything else
+/// would be decoded into wrong boxes, so it is refused at load. `extra` is
+/// 32 mask coefficients (segment) or the keypoint values (pose):
+/// - Ultralytics' default export: `1 x (4 + nc + extra) x anchors`;
+/// - an NMS-free (`end2end`) export of YOLOv10 or YOLO26: `1 x 300 x
+///   (6 + extra)`, rows of chosen boxes.
+///
+/// An export with NMS in the graph (`nms=True`) has the rows' layout but is
+/// refused: tract cannot run ONNX's `NonMaxSuppression` through shape
+/// analysis, and its IoU threshold would be fixed at export, not the
+/// request's `iou`. `dims` are output0's (None where symbolic).
+pub fn exported_layout(
     task: Task,
     classes: usize,
     kpt_shape: Option<(usize, usize)>,
     dims: &[Option<usize>],
     end2end: bool,
-) -> Result<(), String> {
+    nms_in_graph: bool,
+) -> Result<Layout, String> {
     let extra = match task {
         Task::Detect => 0,
         Task::Segment => 32,
@@ -108,28 +116,40 @@ pub fn check_exported_layout(
     let channels = 4 + classes + extra;
     let shown: Vec<String> = dims.iter().map(|d| d.map_or("?".into(), |d| d.to_string())).collect();
     let shown = shown.join("x");
-    let rows_of_boxes = dims.len() == 3 && dims[2] == Some(6 + extra);
-    if end2end || (rows_of_boxes && dims[1] != Some(channels)) {
-        return Err(format!(
-            "its output0 is {shown}: rows of already chosen boxes, from an NMS-free (end2end) export or one with \
-             NMS in the graph, which yolod does not read yet. Export it again with Ultralytics' default \
-             (`yolo export model=... format=onnx`, without `nms=`): yolod then applies confidence and NMS itself"
-        ));
+    let what = match task {
+        Task::Detect => String::new(),
+        Task::Segment => ", 32 mask coefficients".into(),
+        Task::Pose => format!(", {extra} keypoint values"),
+    };
+    if nms_in_graph {
+        return Err("it was exported with NMS in the graph (`nms=True`), which yolod does not run: tract cannot \
+             analyse ONNX's NonMaxSuppression, and its IoU threshold is fixed at export. Export it again \
+             without `nms=True`: with Ultralytics' default (yolod applies confidence and NMS itself), or \
+             for YOLOv10 and YOLO26 with `nms=False` (NMS-free rows, which yolod reads as they are)"
+            .to_string());
+    }
+    let rows_of_boxes = dims.len() == 3 && dims[2] == Some(6 + extra) && dims[1] != Some(channels);
+    if end2end || rows_of_boxes {
+        return match dims {
+            [_, _, Some(c)] if *c == 6 + extra => Ok(Layout::Rows),
+            [_, _, None] => Ok(Layout::Rows),
+            _ => Err(format!(
+                "its metadata says NMS-free (end2end), so output0 should be 1xROWSx{} (x1, y1, x2, y2, score, \
+                 class{what}), but it is {shown}",
+                6 + extra
+            )),
+        };
     }
     match dims {
         // A rank the analysis could not find, or a channel count left symbolic, is judged
         // later, when the model is built for a size.
-        [] | [_, None, _] => Ok(()),
-        [_, Some(c), _] if *c == channels => Ok(()),
+        [] | [_, None, _] => Ok(Layout::Channels),
+        [_, Some(c), _] if *c == channels => Ok(Layout::Channels),
         _ => Err(format!(
             "its output0 is {shown}; a {} model with {classes} classes gives 1x{channels}xANCHORS \
-             (4 box values, {classes} class scores{})",
+             (4 box values, {classes} class scores{what}), or 1x300x{} rows from an NMS-free export",
             task.as_str(),
-            match task {
-                Task::Detect => String::new(),
-                Task::Segment => ", 32 mask coefficients".into(),
-                Task::Pose => format!(", {extra} keypoint values"),
-            }
+            6 + extra
         )),
     }
 }
@@ -141,17 +161,21 @@ mod tests {
     #[test]
     fn exported_heads_must_have_the_layout_the_decoders_read() {
         let d = |v: &[usize]| v.iter().map(|&x| Some(x)).collect::<Vec<_>>();
-        assert!(check_exported_layout(Task::Detect, 80, None, &d(&[1, 84, 8400]), false).is_ok());
-        assert!(check_exported_layout(Task::Segment, 80, None, &d(&[1, 116, 8400]), false).is_ok());
-        assert!(check_exported_layout(Task::Pose, 1, Some((17, 3)), &d(&[1, 56, 8400]), false).is_ok());
-        let nms_free = check_exported_layout(Task::Detect, 10, None, &d(&[1, 300, 6]), false).unwrap_err();
-        assert!(nms_free.contains("1x300x6") && nms_free.contains("NMS-free"), "{nms_free}");
-        let seg = check_exported_layout(Task::Segment, 10, None, &d(&[1, 300, 38]), false).unwrap_err();
-        assert!(seg.contains("NMS-free"), "{seg}");
-        assert!(check_exported_layout(Task::Detect, 80, None, &d(&[1, 84, 8400]), true).is_err(), "end2end metadata");
-        assert!(check_exported_layout(Task::Detect, 80, None, &[], false).is_ok(), "unknown rank");
-        let wrong = check_exported_layout(Task::Detect, 80, None, &d(&[1, 85, 8400]), false).unwrap_err();
+        let layout =
+            |task, classes, kpt, dims: &[usize], end2end| exported_layout(task, classes, kpt, &d(dims), end2end, false);
+        assert_eq!(layout(Task::Detect, 80, None, &[1, 84, 8400], false), Ok(Layout::Channels));
+        assert_eq!(layout(Task::Segment, 80, None, &[1, 116, 8400], false), Ok(Layout::Channels));
+        assert_eq!(layout(Task::Pose, 1, Some((17, 3)), &[1, 56, 8400], false), Ok(Layout::Channels));
+        assert_eq!(layout(Task::Detect, 10, None, &[1, 300, 6], false), Ok(Layout::Rows), "shape alone");
+        assert_eq!(layout(Task::Segment, 10, None, &[1, 300, 38], true), Ok(Layout::Rows));
+        assert_eq!(layout(Task::Pose, 1, Some((17, 3)), &[1, 300, 57], true), Ok(Layout::Rows));
+        let e2e = layout(Task::Detect, 80, None, &[1, 84, 8400], true).unwrap_err();
+        assert!(e2e.contains("NMS-free") && e2e.contains("1xROWSx6"), "end2end metadata: {e2e}");
+        assert_eq!(exported_layout(Task::Detect, 80, None, &[], false, false), Ok(Layout::Channels), "unknown rank");
+        let wrong = layout(Task::Detect, 80, None, &[1, 85, 8400], false).unwrap_err();
         assert!(wrong.contains("1x84xANCHORS"), "{wrong}");
+        let nms = exported_layout(Task::Detect, 10, None, &d(&[1, 300, 6]), false, true).unwrap_err();
+        assert!(nms.contains("`nms=True`"), "{nms}");
     }
 
     #[test]

@@ -29,17 +29,15 @@ pub use timings::{Stage, Timings};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
+use crate::vision::Object;
 use crate::vision::decode::Rgb;
-use crate::vision::detect::{self, HeadMap};
 use crate::vision::letterbox::Letterbox;
-use crate::vision::mask::{self, Protos};
-use crate::vision::pose::{self, KeypointMap};
-use crate::vision::{Object, nms};
+use crate::vision::outputs::{self, Layout};
 
 use graph::Head;
 pub use meta::Task;
@@ -112,7 +110,10 @@ type Plan = Arc<TypedRunnableModel>;
 pub struct Model {
     pub info: ModelInfo,
     template: InferenceModel,
+    /// Which outputs the plans give ...
     head: Head,
+    /// ... and how they are laid out.
+    layout: Layout,
     /// Keypoints per object (pose models).
     keypoints: usize,
     plans: plans::Plans<Plan>,
@@ -128,7 +129,7 @@ impl Model {
     /// As `load`, optimising the plan for `warm` (a request size) instead of
     /// the export size, for a caller that knows which size it will use.
     pub fn load_warm(id: &str, source: &str, bytes: &[u8], warm: Option<u32>) -> Result<Model> {
-        let proto = tract_onnx::onnx()
+        let mut proto = tract_onnx::onnx()
             .proto_model_for_read(&mut &bytes[..])
             .with_context(|| format!("{source} is not an ONNX model"))?;
         let names = graph::metadata(&proto)
@@ -144,6 +145,13 @@ impl Model {
         let declared_task = graph::metadata(&proto).find(|(k, _)| *k == "task").and_then(|(_, v)| Task::parse(v));
         let mut head = graph::find_head(&proto);
         let precision = graph::precision(&proto);
+        // A dynamic export's shape hints name a symbolic batch that tract will
+        // not unify with the batch of 1 fixed below; its own analysis finds
+        // every shape from the input.
+        let dynamic = graph::has_dynamic_input(&proto);
+        if dynamic {
+            graph::drop_shape_hints(&mut proto);
+        }
         let template =
             tract_onnx::onnx().model_for_proto_model(&proto).with_context(|| format!("tract cannot read {source}"))?;
         let input_size = export_size(&template).with_context(|| format!("reading the input of {source}"))?;
@@ -167,16 +175,23 @@ impl Model {
                 head = Head::Exported { outputs: vec![] };
             }
         }
-        if matches!(head, Head::Exported { .. }) {
-            let end2end = graph::metadata(&proto).any(|(k, v)| k == "end2end" && v.trim().eq_ignore_ascii_case("true"));
-            let dims: Vec<Option<usize>> = template
-                .output_outlets()?
-                .first()
-                .and_then(|o| template.outlet_fact(*o).ok())
-                .map(|f| f.shape.dims().map(|d| d.concretize().and_then(|d| d.as_i64()).map(|v| v as usize)).collect())
-                .unwrap_or_default();
-            meta::check_exported_layout(task, names.len(), kpt_shape, &dims, end2end).map_err(anyhow::Error::msg)?;
-        }
+        let layout = match &head {
+            Head::Raw { maps, .. } => Layout::Maps { levels: maps.len() },
+            Head::Exported { .. } => {
+                let end2end =
+                    graph::metadata(&proto).any(|(k, v)| k == "end2end" && v.trim().eq_ignore_ascii_case("true"));
+                let dims: Vec<Option<usize>> = template
+                    .output_outlets()?
+                    .first()
+                    .and_then(|o| template.outlet_fact(*o).ok())
+                    .map(|f| {
+                        f.shape.dims().map(|d| d.concretize().and_then(|d| d.as_i64()).map(|v| v as usize)).collect()
+                    })
+                    .unwrap_or_default();
+                meta::exported_layout(task, names.len(), kpt_shape, &dims, end2end, graph::has_nms(&proto))
+                    .map_err(anyhow::Error::msg)?
+            }
+        };
         let keypoints = kpt_shape.map_or(17, |(k, _)| k);
         let info = ModelInfo {
             id: id.to_string(),
@@ -186,11 +201,11 @@ impl Model {
             names,
             stride,
             input_size,
-            any_size: matches!(head, Head::Raw { .. }),
+            any_size: dynamic || matches!(head, Head::Raw { .. }),
             precision,
             precision_reason: None,
         };
-        let model = Model { info, template, head, keypoints, plans: plans::Plans::default() };
+        let model = Model { info, template, head, layout, keypoints, plans: plans::Plans::default() };
         let size = warm.map_or(input_size, |s| model.network_size(s));
         model
             .plans
@@ -281,125 +296,24 @@ impl Model {
         Ok(Outputs(prepared.plan.run(tvec![TValue::from_const(prepared.input.clone())])?))
     }
 
-    /// Decodes the network's outputs into objects in source-image pixels:
-    /// boxes, then masks or keypoints for the objects that survived NMS.
+    /// Decodes the network's outputs into objects in source-image pixels
+    /// ([`outputs::objects`] picks the decoder for the layout).
     pub fn postprocess(&self, prepared: &Prepared, outputs: &Outputs, params: &Params) -> Result<Vec<Object>> {
-        let outputs = &outputs.0;
-        let classes = self.info.names.len();
-        let lb = &prepared.letterbox;
-        let size = lb.dst_w as f32;
-        let task = self.info.task;
-        match &self.head {
-            Head::Raw { maps, extra, .. } => {
-                let (n, e) = (maps.len(), extra.len());
-                let head = outputs[..n]
-                    .iter()
-                    .map(|t| {
-                        let (data, h, w) = plane_view(t)?;
-                        ensure!(
-                            data.len() == (4 * detect::REG_MAX + classes) * h * w,
-                            "unexpected head map shape {:?}",
-                            t.shape()
-                        );
-                        Ok(HeadMap { data, h, w, stride: size / w as f32 })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let extra = outputs[n..n + e].iter().map(plane_view).collect::<Result<Vec<_>>>()?;
-                let kept =
-                    nms::nms(detect::decode_head(&head, classes, params.confidence), params.iou, params.max_detections);
-                let protos = outputs.get(n + e).map(protos_view).transpose()?;
-                kept.into_iter()
-                    .map(|det| {
-                        let mut obj = Object::new(det.clone(), lb.unmap(det.bbox));
-                        match (task, &protos) {
-                            (Task::Segment, Some(protos)) => {
-                                let coeffs = at_anchor(&extra, det.anchor, protos.count)?;
-                                let mask = mask::object_mask(protos, &coeffs, det.bbox, obj.detection.bbox, lb);
-                                obj.segments = Some(mask::largest_region_outline(&mask));
-                            }
-                            (Task::Pose, _) => {
-                                let kmaps: Vec<KeypointMap> = extra
-                                    .iter()
-                                    .map(|&(data, h, w)| KeypointMap { data, h, w, stride: size / w as f32 })
-                                    .collect();
-                                obj.keypoints = pose::decode(&kmaps, det.anchor, self.keypoints, lb);
-                            }
-                            _ => {}
-                        }
-                        Ok(obj)
-                    })
-                    .collect()
-            }
-            Head::Exported { .. } => {
-                let out = &outputs[0];
-                let shape = out.shape();
-                ensure!(shape.len() == 3 && shape[1] >= 4 + classes, "unexpected output0 shape {shape:?}");
-                let (rows, anchors) = (shape[1], shape[2]);
-                let data = out.try_as_plain_ram()?.as_slice::<f32>()?;
-                let kept = nms::nms(
-                    detect::decode_exported(data, anchors, classes, params.confidence),
-                    params.iou,
-                    params.max_detections,
-                );
-                let protos = outputs.get(1).map(protos_view).transpose()?;
-                kept.into_iter()
-                    .map(|det| {
-                        let mut obj = Object::new(det.clone(), lb.unmap(det.bbox));
-                        match (task, &protos) {
-                            (Task::Segment, Some(protos)) => {
-                                ensure!(rows >= 4 + classes + protos.count, "output0 has no mask coefficients");
-                                let coeffs: Vec<f32> =
-                                    (0..protos.count).map(|k| data[(4 + classes + k) * anchors + det.anchor]).collect();
-                                let mask = mask::object_mask(protos, &coeffs, det.bbox, obj.detection.bbox, lb);
-                                obj.segments = Some(mask::largest_region_outline(&mask));
-                            }
-                            (Task::Pose, _) => {
-                                ensure!(rows >= 4 + classes + 3 * self.keypoints, "output0 has no keypoints");
-                                obj.keypoints = Some(pose::from_exported(
-                                    data,
-                                    anchors,
-                                    4 + classes,
-                                    det.anchor,
-                                    self.keypoints,
-                                    lb,
-                                ));
-                            }
-                            _ => {}
-                        }
-                        Ok(obj)
-                    })
-                    .collect()
-            }
-        }
+        let tensors = outputs
+            .0
+            .iter()
+            .map(|t| Ok(outputs::Tensor { data: t.try_as_plain_ram()?.as_slice::<f32>()?, shape: t.shape() }))
+            .collect::<Result<Vec<_>>>()?;
+        let decoding = outputs::Decoding {
+            task: self.info.task,
+            classes: self.info.names.len(),
+            keypoints: self.keypoints,
+            confidence: params.confidence,
+            iou: params.iou,
+            max_detections: params.max_detections,
+        };
+        outputs::objects(self.layout, &tensors, &decoding, &prepared.letterbox)
     }
-}
-
-/// An NCHW batch-1 tensor as (data, h, w).
-fn plane_view(t: &TValue) -> Result<(&[f32], usize, usize)> {
-    let shape = t.shape();
-    ensure!(shape.len() == 4 && shape[0] == 1, "expected a 1xCxHxW map, found {shape:?}");
-    Ok((t.try_as_plain_ram()?.as_slice::<f32>()?, shape[2], shape[3]))
-}
-
-fn protos_view(t: &TValue) -> Result<Protos<'_>> {
-    let shape = t.shape();
-    ensure!(shape.len() == 4 && shape[0] == 1, "expected 1x32xHxW prototypes, found {shape:?}");
-    Ok(Protos { data: t.try_as_plain_ram()?.as_slice::<f32>()?, count: shape[1], h: shape[2], w: shape[3] })
-}
-
-/// The `channels` values of `anchor` (numbered across maps in order).
-fn at_anchor(maps: &[(&[f32], usize, usize)], anchor: usize, channels: usize) -> Result<Vec<f32>> {
-    let mut base = 0;
-    for &(data, h, w) in maps {
-        let hw = h * w;
-        if anchor < base + hw {
-            ensure!(data.len() >= channels * hw, "map has fewer than {channels} channels");
-            let cell = anchor - base;
-            return Ok((0..channels).map(|k| data[k * hw + cell]).collect());
-        }
-        base += hw;
-    }
-    bail!("anchor {anchor} is outside the maps")
 }
 
 /// Which of tract's ops an int8 plan replaces with ours.

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod letterbox;
 pub mod mask;
 pub mod nms;
+pub mod outputs;
 pub mod pose;
 
 /// An axis-aligned box in pixel coordinates, corners `(x1, y1)` and `(x2, y2)`.

@@ -49,23 +49,16 @@ pub fn decode(maps: &[KeypointMap], anchor: usize, count: usize, lb: &Letterbox)
     None
 }
 
-/// Keypoints already decoded by the export (`output0` rows after the class
-/// scores: x, y, visibility per keypoint, in network-input pixels).
-pub fn from_exported(
-    output: &[f32],
-    anchors: usize,
-    first_row: usize,
-    anchor: usize,
-    count: usize,
-    lb: &Letterbox,
-) -> Keypoints {
-    let at = |row: usize| output[row * anchors + anchor];
+/// Keypoints already decoded by the export: `value(k)` is the k-th value
+/// after an object's box and scores (x, y, visibility per keypoint, in
+/// network-input pixels), whichever way the output lays them out.
+pub fn from_values(value: impl Fn(usize) -> f32, count: usize, lb: &Letterbox) -> Keypoints {
     let mut k = Keypoints::default();
     for i in 0..count {
-        let (sx, sy) = lb.unmap_point(at(first_row + 3 * i), at(first_row + 3 * i + 1));
+        let (sx, sy) = lb.unmap_point(value(3 * i), value(3 * i + 1));
         k.x.push(sx.clamp(0.0, lb.src_w as f32));
         k.y.push(sy.clamp(0.0, lb.src_h as f32));
-        k.visible.push(at(first_row + 3 * i + 2));
+        k.visible.push(value(3 * i + 2));
     }
     k
 }

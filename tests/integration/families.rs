@@ -47,18 +47,88 @@ fn a_three_class_model_answers_with_its_own_names() {
     serve_and_compare(&["custom3-det"]);
 }
 
-/// NMS-free (end2end) exports of YOLOv10 and YOLO26, and one with NMS in the
-/// graph, give rows of chosen boxes that yolod does not read yet: each is
-/// refused at load, naming the file and what to do, never served with wrong
-/// boxes (which is what happened before the check).
+/// NMS-free (end2end) exports of YOLOv10 and YOLO26 give rows of chosen
+/// boxes (`1 x 300 x (6 + extra)`): read as they are, with no second NMS.
+/// Before they were read, they were served with wrong boxes, then refused.
 #[test]
-fn nms_free_and_in_graph_nms_exports_are_refused_at_load_with_the_way_out() {
-    for name in ["yolov10n-det-e2e", "yolo26-det-e2e", "yolo26-seg-e2e", "yolo26-pose-e2e", "yolo26-det-nms"] {
-        let path = fixture(&format!("models/families/{name}.onnx"));
-        let out = std::process::Command::new(BIN).arg("models").arg("--model").arg(&path).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{name} loaded:\n{}", String::from_utf8_lossy(&out.stdout));
-        assert!(err.contains(&format!("{name}.onnx")), "{name}: {err}");
-        assert!(err.contains("NMS-free") && err.contains("without `nms=`"), "{name}: {err}");
+fn nms_free_exports_of_yolov10_and_yolo26_match_their_goldens() {
+    serve_and_compare(&["yolov10n-det-e2e", "yolo26-det-e2e", "yolo26-seg-e2e", "yolo26-pose-e2e"]);
+}
+
+/// Their masks and keypoints come from the row's values after the six: the
+/// pose golden's keypoints within a pixel, and segment outlines inside their
+/// boxes (random weights leave some masks empty: most are not).
+#[test]
+fn nms_free_segment_and_pose_rows_carry_masks_and_keypoints() {
+    let paths: Vec<String> = ["yolo26-seg-e2e", "yolo26-pose-e2e"]
+        .iter()
+        .map(|n| fixture(&format!("models/families/{n}.onnx")).to_str().unwrap().to_string())
+        .collect();
+    let server = Server::start(&["--model", &paths[0], "--model", &paths[1]]);
+    let body = std::fs::read(fixture("models/families/images/bus-640.png")).unwrap();
+    let ask = |id: &str| {
+        let a = post(&server.url(&format!("/v1/predict/{id}")), &[("Content-Type", "image/png")], &body);
+        assert_eq!(a.status, 200, "{id}");
+        a.json().data.as_array().unwrap().clone()
+    };
+    let segments = ask("yolo26-seg-e2e");
+    let outlined = segments.iter().filter(|o| !o["segments"]["x"].as_array().unwrap().is_empty()).count();
+    assert!(outlined * 2 > segments.len(), "{outlined} of {} objects have an outline", segments.len());
+    for obj in &segments {
+        let b = &obj["box"];
+        let (xs, ys) = (floats(&obj["segments"]["x"]), floats(&obj["segments"]["y"]));
+        assert!(xs.len() == ys.len() && xs.len() != 1 && xs.len() != 2, "{obj}");
+        let inside =
+            |v: f64, lo: &str, hi: &str| v >= b[lo].as_f64().unwrap() - 1.0 && v <= b[hi].as_f64().unwrap() + 1.0;
+        assert!(xs.iter().all(|&x| inside(x, "x1", "x2")) && ys.iter().all(|&y| inside(y, "y1", "y2")), "{obj}");
+    }
+    let text = std::fs::read_to_string(fixture("models/families/golden/yolo26-pose-e2e.json")).unwrap();
+    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let want = golden["images"][0]["data"].as_array().unwrap();
+    let got = ask("yolo26-pose-e2e");
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(want) {
+        for axis in ["x", "y", "visible"] {
+            let (ours, theirs) = (floats(&g["keypoints"][axis]), floats(&w["keypoints"][axis]));
+            assert_eq!(ours.len(), 17);
+            let tolerance = if axis == "visible" { 0.01 } else { 1.0 };
+            assert!(
+                ours.iter().zip(&theirs).all(|(o, t)| (o - t).abs() <= tolerance),
+                "{axis}: {ours:?} vs {theirs:?}"
+            );
+        }
+    }
+}
+
+/// An export with NMS in the graph (`nms=True`) is refused at load, naming
+/// the file and the two exports that run; never served with wrong boxes.
+#[test]
+fn an_export_with_nms_in_the_graph_is_refused_at_load_with_the_way_out() {
+    let path = fixture("models/families/yolo26-det-nms.onnx");
+    let out = std::process::Command::new(BIN).arg("models").arg("--model").arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "loaded:\n{}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains("yolo26-det-nms.onnx") && err.contains("`nms=True`") && err.contains("`nms=False`"), "{err}");
+}
+
+/// A dynamic export (`dynamic=True`) runs at the size asked: at 640 and at
+/// 320 it gives onnxruntime's answers on the whole graph at that size.
+#[test]
+fn a_dynamic_export_runs_at_any_size_and_matches_its_goldens_at_640_and_320() {
+    let name = "yolo26-det-dyn";
+    let model = fixture(&format!("models/families/{name}.onnx"));
+    let server = Server::start(&["--model", model.to_str().unwrap()]);
+    let text = std::fs::read_to_string(fixture(&format!("models/families/golden/{name}.json"))).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for (size, golden) in [(640, &doc), (320, &doc["small"])] {
+        assert_eq!(golden.get("size").and_then(|s| s.as_u64()), Some(size), "golden sizes");
+        let golden: Golden<Detection> = serde_json::from_value(golden.clone()).unwrap();
+        for img in golden.images {
+            let body = std::fs::read(fixture(&format!("models/families/images/{}", img.image))).unwrap();
+            let url = server.url(&format!("/v1/predict/{name}?size={size}"));
+            let a = post(&url, &[("Content-Type", "image/png")], &body);
+            assert_eq!(a.status, 200, "{name} {} at {size}", img.image);
+            assert_matches(&format!("{name} at {size}"), &a.detections(), &img.data);
+        }
     }
 }

@@ -232,6 +232,11 @@ pub struct Detection {
     pub bbox: BoxJson,
 }
 
+/// A JSON array of numbers.
+pub fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
 /// A golden file: per test image, the reference's objects (as `T`).
 #[derive(Deserialize)]
 pub struct Golden<T> {

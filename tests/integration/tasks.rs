@@ -13,10 +13,6 @@ fn boxed(v: &serde_json::Value) -> BoxJson {
     serde_json::from_value(v["box"].clone()).unwrap()
 }
 
-fn floats(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
-}
-
 fn shoelace(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len();
     (0..n).map(|i| x[i] * y[(i + 1) % n] - x[(i + 1) % n] * y[i]).sum::<f64>().abs() / 2.0

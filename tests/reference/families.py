@@ -40,6 +40,7 @@ whether its objects match the golden (same count and classes, IoU >= 0.95,
 |confidence difference| <= 0.01).
 """
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -71,6 +72,9 @@ SOURCES = [os.path.join(ROOT, "tests", "fixtures", "images", n) for n in ("bus.j
 # same input tensor: random networks amplify the small differences between two resizers or JPEG decoders
 # (yolov8-det: confidence 0.897 against 0.914 on bus.jpg) far more than trained ones do.
 IMAGES = [os.path.join(OUT_IMAGES, n) for n in ("bus-640.png", "zidane-640.png")]
+# The same at 320, for the exports that run at any size (dynamic ones): their second golden.
+SMALL = 320
+IMAGES_SMALL = [os.path.join(OUT_IMAGES, n) for n in ("bus-320.png", "zidane-320.png")]
 SEED = 20261203
 SIZE = 640
 CONF, IOU, MAX_DET = 0.25, 0.45, 300
@@ -255,22 +259,22 @@ def chosen(pred, conf):
     return x[:, :4], x[:, 4], x[:, 5].astype(int), x[:, 6:]
 
 
-def golden(path, layout, names, kpt_shape):
+def golden(path, layout, names, kpt_shape, size=SIZE, pictures=IMAGES):
     sess = session(path)
     inp = sess.get_inputs()[0].name
     images, min_gap = [], 1.0
-    for img in IMAGES:
+    for img in pictures:
         bgr = cv2.imread(img)
         h, w = bgr.shape[:2]
-        outs = sess.run(None, {inp: letterbox(bgr, SIZE)})
+        outs = sess.run(None, {inp: letterbox(bgr, size)})
         if layout == "raw":
             boxes, scores, cls, extra, gap = nms_raw(outs[0], len(names), CONF, IOU)
             min_gap = min(min_gap, gap)
         else:
             boxes, scores, cls, extra = chosen(outs[0], CONF)
-        boxes = scale_boxes(boxes.astype(np.float32), SIZE, h, w)
-        gain = min(SIZE / h, SIZE / w)
-        padx, pady = round((SIZE - w * gain) / 2 - 0.1), round((SIZE - h * gain) / 2 - 0.1)
+        boxes = scale_boxes(boxes.astype(np.float32), size, h, w)
+        gain = min(size / h, size / w)
+        padx, pady = round((size - w * gain) / 2 - 0.1), round((size - h * gain) / 2 - 0.1)
         objs = []
         for b, s, c, e in zip(boxes, scores, cls, extra):
             o = {"name": names[int(c)], "class": int(c), "confidence": round(float(s), 5),
@@ -293,9 +297,45 @@ def layout_of(variant, meta):
 
 def make_images():
     os.makedirs(OUT_IMAGES, exist_ok=True)
-    for src, dst in zip(SOURCES, IMAGES):
-        rgb = (letterbox(cv2.imread(src), SIZE)[0] * 255.0).round().astype(np.uint8)
-        cv2.imwrite(dst, np.ascontiguousarray(rgb.transpose(1, 2, 0)[:, :, ::-1]))
+    for size, pictures in ((SIZE, IMAGES), (SMALL, IMAGES_SMALL)):
+        for src, dst in zip(SOURCES, pictures):
+            rgb = (letterbox(cv2.imread(src), size)[0] * 255.0).round().astype(np.uint8)
+            cv2.imwrite(dst, np.ascontiguousarray(rgb.transpose(1, 2, 0)[:, :, ::-1]))
+
+
+def write_golden(name, cfg, variant, m, path):
+    """Goldens of one saved export: at 640, and at 320 too when its input is dynamic."""
+    meta = meta_of(m)
+    names = [v for _, v in sorted(ast.literal_eval(meta["names"]).items())]
+    kpt = json.loads(meta["kpt_shape"]) if "kpt_shape" in meta else None
+    layout = layout_of(variant, meta)
+    images, gap = golden(path, layout, names, kpt)
+    with open(path, "rb") as f:
+        data = f.read()
+    doc = {"model": name + ".onnx", "model_sha256": hashlib.sha256(data).hexdigest(),
+           "built_from": cfg, "variant": variant or "default", "layout": layout,
+           "outputs": [[o.name, [d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim]]
+                       for o in m.graph.output],
+           "size": SIZE, "conf": CONF, "iou": IOU, "min_score_gap_before_nms": gap, "images": images}
+    if variant == "dyn":
+        doc["small"] = {"size": SMALL, "images": golden(path, layout, names, kpt, SMALL, IMAGES_SMALL)[0]}
+    with open(os.path.join(OUT, "golden", name + ".json"), "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    n = sum(len(i["data"]) for i in images)
+    print(f"{name}: {len(data)} bytes, {layout}, {n} objects, min gap {gap:.2g}", file=sys.stderr)
+
+
+def cmd_goldens(args):
+    """Goldens again from the exports already built (onnxruntime only; no torch)."""
+    make_images()
+    for stem, cfg, _, _, variants in MODELS:
+        for variant in variants:
+            name = fixture_name(stem, variant)
+            path = model_path(name + ".onnx")
+            if (args.only and not any(re.search(o, name) for o in args.only)) or not os.path.exists(path):
+                continue
+            write_golden(name, cfg, variant, onnx.load(path), path)
 
 
 def cmd_build(args):
@@ -314,22 +354,7 @@ def cmd_build(args):
                 path = model_path(name + ".onnx")
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 onnx.save(m, path)
-                meta = meta_of(m)
-                kpt = json.loads(meta["kpt_shape"]) if "kpt_shape" in meta else None
-                layout = layout_of(variant, meta)
-                images, gap = golden(path, layout, names, kpt)
-                with open(path, "rb") as f:
-                    data = f.read()
-                doc = {"model": name + ".onnx", "model_sha256": hashlib.sha256(data).hexdigest(),
-                       "built_from": cfg, "variant": variant or "default", "layout": layout,
-                       "outputs": [[o.name, [d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim]]
-                                   for o in m.graph.output],
-                       "size": SIZE, "conf": CONF, "iou": IOU, "min_score_gap_before_nms": gap, "images": images}
-                with open(os.path.join(OUT, "golden", name + ".json"), "w") as f:
-                    json.dump(doc, f, indent=1)
-                    f.write("\n")
-                n = sum(len(i["data"]) for i in images)
-                print(f"{name}: {len(data)} bytes, {layout}, {n} objects, min gap {gap:.2g}", file=sys.stderr)
+                write_golden(name, cfg, variant, m, path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -369,6 +394,23 @@ def first_line(text):
     return re.sub(r"/\S*/", "", re.sub(r"^yolod: error: ", "", line))[:300]
 
 
+def check_run(yolod, model, pictures, extra, golden_images):
+    """What differs between `yolod predict` on `pictures` and their goldens (empty when nothing)."""
+    run = subprocess.run([yolod, "predict", "--model", model] + extra + pictures, capture_output=True, text=True)
+    lines = [json.loads(l) for l in run.stdout.splitlines() if l.strip()]
+    problems = []
+    for want, got in zip(golden_images, lines):
+        if not got.get("success"):
+            problems.append(f"{want['image']}: request failed: {got.get('message', '')[:140]}")
+            continue
+        diff = compare(got["data"], want["data"])
+        if diff:
+            problems.append(f"{want['image']}: {diff}")
+    if len(lines) < len(golden_images):
+        problems.append(first_line(run.stderr) or "no output")
+    return problems
+
+
 def cmd_check(args):
     rows = []
     for gpath in sorted(os.listdir(os.path.join(OUT, "golden"))):
@@ -384,18 +426,13 @@ def cmd_check(args):
             continue
         entry = [m for m in json.loads(info.stdout)["data"] if m.get("id") != "yolov8n"]
         sizes = "any size" if entry and entry[0].get("any_size") else "export size only"
-        run = subprocess.run([args.yolod, "predict", "--model", model] + IMAGES, capture_output=True, text=True)
-        lines = [json.loads(l) for l in run.stdout.splitlines() if l.strip()]
+        runs = [(IMAGES, [], g["images"])]
+        if "small" in g and sizes == "any size":
+            runs.append((IMAGES_SMALL, ["--size", str(g["small"]["size"])], g["small"]["images"]))
+            sizes = f"any size: {SIZE} and {g['small']['size']} checked"
         problems = []
-        for want, got in zip(g["images"], lines):
-            if not got.get("success"):
-                problems.append(f"{want['image']}: request failed: {got.get('message', '')[:140]}")
-                continue
-            diff = compare(got["data"], want["data"])
-            if diff:
-                problems.append(f"{want['image']}: {diff}")
-        if len(lines) < len(g["images"]):
-            problems.append(first_line(run.stderr) or "no output")
+        for pictures, extra, golden_images in runs:
+            problems += check_run(args.yolod, model, pictures, extra, golden_images)
         verdict = "matches golden" if not problems else "wrong answers"
         if problems and all("request failed" in p for p in problems):
             verdict = "loads, fails on request"
@@ -424,10 +461,12 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="make the fixtures and goldens")
     b.add_argument("--only", nargs="*", help="regexes of fixture stems to build")
+    g = sub.add_parser("goldens", help="the goldens again from the exports already built (no torch needed)")
+    g.add_argument("--only", nargs="*", help="regexes of fixture names")
     c = sub.add_parser("check", help="run yolod on every fixture, write the README table")
     c.add_argument("yolod")
     args = ap.parse_args()
-    cmd_build(args) if args.cmd == "build" else cmd_check(args)
+    {"build": cmd_build, "goldens": cmd_goldens, "check": cmd_check}[args.cmd](args)
 
 
 if __name__ == "__main__":
