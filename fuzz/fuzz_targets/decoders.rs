@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
     let map: Vec<f32> = (0..need).map(|i| floats.get(i % floats.len().max(1)).copied().unwrap_or(0.0)).collect();
     let size = (w * 8) as u32;
     let lb = Letterbox::new(100 + data[3] as u32, 50 + data[1] as u32, size, size);
-    let dets = nms(decode_head(&[HeadMap { data: &map, h, w, stride: 8.0 }], classes, 0.25), 0.45, 300);
+    let dets = nms(decode_head(&[HeadMap::joined(&map, h, w, 8.0)], classes, 0.25), 0.45, 300);
     let protos_data: Vec<f32> = (0..2 * 4 * 4).map(|i| floats.get(i).copied().unwrap_or(1.0)).collect();
     let protos = Protos { data: &protos_data, count: 2, h: 4, w: 4 };
     let mut objects = Vec::new();

@@ -10,9 +10,12 @@ use tract_onnx::pb::{GraphProto, ModelProto, NodeProto};
 pub enum Head {
     /// The raw per-stride head maps (box bins + class logits), before the
     /// export's anchor decode: fully convolutional, so any size runs.
-    /// `extra` are the per-stride mask-coefficient (segment) or keypoint
-    /// (pose) maps, `protos` the segmentation prototypes.
-    Raw { maps: Vec<String>, extra: Vec<String>, protos: Option<String> },
+    /// With `scores` empty, each of `maps` holds box bins and class logits
+    /// (exports up to Ultralytics 8.3); otherwise `maps` are the box maps
+    /// and `scores` the class maps, level for level (8.4). `extra` are the
+    /// per-stride mask-coefficient (segment) or keypoint (pose) maps,
+    /// `protos` the segmentation prototypes.
+    Raw { maps: Vec<String>, scores: Vec<String>, extra: Vec<String>, protos: Option<String> },
     /// The exported outputs as they are; the input size is fixed.
     Exported { outputs: Vec<String> },
 }
@@ -50,9 +53,28 @@ pub fn find_head(model: &ModelProto) -> Head {
             .find(|e| e.len() == maps.len())
             .unwrap_or_default();
         let protos = graph.output.get(1).map(|o| o.name.clone());
-        return Head::Raw { maps, extra, protos };
+        return Head::Raw { maps, scores: vec![], extra, protos };
     }
-    exported
+    split_head(graph).unwrap_or(exported)
+}
+
+/// The head as Ultralytics 8.4 exports it: box maps and class maps each
+/// reshaped and joined by their own `Concat`. The class `Concat` feeds a
+/// `Sigmoid`; the box one feeds the DFL (`Reshape`) or, without DFL
+/// (YOLO26), the `Slice`s of the distances. Only detect heads are cut this
+/// way (no `extra`): a segment or pose model then runs as exported.
+fn split_head(graph: &GraphProto) -> Option<Head> {
+    let feeds = |concat: &NodeProto, ops: &[&str]| {
+        concat
+            .output
+            .first()
+            .is_some_and(|o| graph.node.iter().any(|n| n.input.contains(o) && ops.contains(&n.op_type.as_str())))
+    };
+    let joins: Vec<(&NodeProto, Vec<String>)> =
+        graph.node.iter().filter_map(|n| reshaped_inputs(graph, n).map(|maps| (n, maps))).collect();
+    let (_, scores) = joins.iter().find(|(n, _)| feeds(n, &["Sigmoid"]))?;
+    let (_, maps) = joins.iter().find(|(n, maps)| maps.len() == scores.len() && feeds(n, &["Slice", "Reshape"]))?;
+    Some(Head::Raw { maps: maps.clone(), scores: scores.clone(), extra: vec![], protos: None })
 }
 
 /// Whether the first input's height or width is symbolic (an Ultralytics
@@ -64,12 +86,12 @@ pub fn has_dynamic_input(model: &ModelProto) -> bool {
     dims.len() == 4 && dims[2..].iter().any(|d| !matches!(d.value, Some(DimValue::DimValue(_))))
 }
 
-/// Drops the intermediate shape hints (`value_info`) and the outputs'
-/// declared shapes, keeping their names and types.
-pub fn drop_shape_hints(model: &mut ModelProto) {
+/// Drops the intermediate shape hints (`value_info`), and with `outputs`
+/// the outputs' declared shapes, keeping their names and types.
+pub fn drop_shape_hints(model: &mut ModelProto, outputs: bool) {
     if let Some(graph) = model.graph.as_mut() {
         graph.value_info.clear();
-        for output in &mut graph.output {
+        for output in graph.output.iter_mut().filter(|_| outputs) {
             if let Some(Value::TensorType(t)) = output.r#type.as_mut().and_then(|t| t.value.as_mut()) {
                 t.shape = None;
             }
@@ -127,7 +149,10 @@ mod tests {
             node("Concat", &["r3", "r4"], "all"),
             node("Split", &["all", "sizes"], "boxes"),
         ]);
-        assert_eq!(find_head(&m), Head::Raw { maps: vec!["p3".into(), "p4".into()], extra: vec![], protos: None });
+        assert_eq!(
+            find_head(&m),
+            Head::Raw { maps: vec!["p3".into(), "p4".into()], scores: vec![], extra: vec![], protos: None }
+        );
         assert_eq!(precision(&m), "fp32");
     }
 
@@ -144,6 +169,40 @@ mod tests {
         ]);
         let Head::Raw { extra, .. } = find_head(&m) else { panic!("no head") };
         assert_eq!(extra, vec!["mc3".to_string(), "mc4".to_string()]);
+    }
+
+    /// Ultralytics 8.4: box and class maps joined apart, the class join
+    /// sigmoided, the box join sliced (YOLO26) or through the DFL.
+    #[test]
+    fn split_heads_are_cut_at_their_box_and_class_maps() {
+        for box_consumer in ["Slice", "Reshape"] {
+            let m = model(vec![
+                node("Reshape", &["box3", "s"], "b3"),
+                node("Reshape", &["box4", "s"], "b4"),
+                node("Concat", &["b3", "b4"], "boxes"),
+                node("Reshape", &["cls3", "s"], "c3"),
+                node("Reshape", &["cls4", "s"], "c4"),
+                node("Concat", &["c3", "c4"], "classes"),
+                node(box_consumer, &["boxes", "x"], "lt"),
+                node("Sigmoid", &["classes"], "scores"),
+            ]);
+            assert_eq!(
+                find_head(&m),
+                Head::Raw {
+                    maps: vec!["box3".into(), "box4".into()],
+                    scores: vec!["cls3".into(), "cls4".into()],
+                    extra: vec![],
+                    protos: None
+                }
+            );
+        }
+        // Without the sigmoided class join it is not a head.
+        let m = model(vec![
+            node("Reshape", &["box3", "s"], "b3"),
+            node("Concat", &["b3"], "boxes"),
+            node("Slice", &["boxes", "x"], "lt"),
+        ]);
+        assert!(matches!(find_head(&m), Head::Exported { .. }));
     }
 
     #[test]

@@ -143,14 +143,18 @@ impl Model {
         let kpt_shape =
             graph::metadata(&proto).find(|(k, _)| *k == "kpt_shape").and_then(|(_, v)| meta::parse_kpt_shape(v));
         let declared_task = graph::metadata(&proto).find(|(k, _)| *k == "task").and_then(|(_, v)| Task::parse(v));
-        let mut head = graph::find_head(&proto);
+        // An NMS-free (end2end) head chooses its boxes by top-k, not NMS: it
+        // runs as exported, so that the choice stays the export's.
+        let end2end = graph::metadata(&proto).any(|(k, v)| k == "end2end" && v.trim().eq_ignore_ascii_case("true"));
+        let mut head = if end2end { Head::Exported { outputs: vec![] } } else { graph::find_head(&proto) };
         let precision = graph::precision(&proto);
-        // A dynamic export's shape hints name a symbolic batch that tract will
-        // not unify with the batch of 1 fixed below; its own analysis finds
-        // every shape from the input.
+        // The shape hints of an export hold for its own size only (a dynamic
+        // one's name a symbolic batch that tract will not unify with the
+        // batch of 1 fixed below): where the size can change they go, and
+        // tract's analysis finds every shape from the input.
         let dynamic = graph::has_dynamic_input(&proto);
-        if dynamic {
-            graph::drop_shape_hints(&mut proto);
+        if dynamic || matches!(head, Head::Raw { .. }) {
+            graph::drop_shape_hints(&mut proto, dynamic);
         }
         let template =
             tract_onnx::onnx().model_for_proto_model(&proto).with_context(|| format!("tract cannot read {source}"))?;
@@ -176,10 +180,8 @@ impl Model {
             }
         }
         let layout = match &head {
-            Head::Raw { maps, .. } => Layout::Maps { levels: maps.len() },
+            Head::Raw { maps, scores, .. } => Layout::Maps { levels: maps.len(), split: !scores.is_empty() },
             Head::Exported { .. } => {
-                let end2end =
-                    graph::metadata(&proto).any(|(k, v)| k == "end2end" && v.trim().eq_ignore_ascii_case("true"));
                 let dims: Vec<Option<usize>> = template
                     .output_outlets()?
                     .first()
@@ -205,7 +207,11 @@ impl Model {
             precision,
             precision_reason: None,
         };
-        let model = Model { info, template, head, layout, keypoints, plans: plans::Plans::default() };
+        let mut model = Model { info, template, head, layout, keypoints, plans: plans::Plans::default() };
+        // 4-20 ms for the families' fixtures and the embedded model.
+        if model.info.any_size && !dynamic {
+            model.info.any_size = model.body_runs_at_other_sizes();
+        }
         let size = warm.map_or(input_size, |s| model.network_size(s));
         model
             .plans
@@ -235,13 +241,30 @@ impl Model {
         self.build_plan_with(size, OwnOps::All, plan_knobs(std::env::consts::ARCH))
     }
 
-    /// `own`: which of tract's int8 ops to replace ([`OwnOps`]). `knobs`:
-    /// tract settings for the optimisation ([`plan_knobs`]).
-    fn build_plan_with(&self, size: u32, own: OwnOps, knobs: &[(&str, &str)]) -> Result<Plan> {
+    /// Whether the network's body runs at a size other than the export's:
+    /// tract's shape analysis at half of it. A fixed export whose body
+    /// reshapes to its own size (the attention blocks of YOLO11, YOLO12 and
+    /// YOLO26) fails it, and then runs at its export size only, even with
+    /// its head cut.
+    fn body_runs_at_other_sizes(&self) -> bool {
+        let other = (self.info.input_size / 2).div_ceil(MAX_STRIDE).max(1) * MAX_STRIDE;
+        let s = other as usize;
+        self.cut()
+            .and_then(|mut model| {
+                model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), tvec![1, 3, s, s]))?;
+                model.into_typed()
+            })
+            .is_ok()
+    }
+
+    /// The template with its outputs at the head's cut (the template itself
+    /// when the head is not cut).
+    fn cut(&self) -> Result<InferenceModel> {
         let mut model = self.template.clone();
-        if let Head::Raw { maps, extra, protos } = &self.head {
+        if let Head::Raw { maps, scores, extra, protos } = &self.head {
             let outlets = maps
                 .iter()
+                .chain(scores)
                 .chain(extra)
                 .chain(protos)
                 .map(|label| model.find_outlet_label(label).ok_or_else(|| anyhow!("head map {label} not found")))
@@ -249,6 +272,13 @@ impl Model {
             model.select_output_outlets(&outlets)?;
             model = model.into_compact()?;
         }
+        Ok(model)
+    }
+
+    /// `own`: which of tract's int8 ops to replace ([`OwnOps`]). `knobs`:
+    /// tract settings for the optimisation ([`plan_knobs`]).
+    fn build_plan_with(&self, size: u32, own: OwnOps, knobs: &[(&str, &str)]) -> Result<Plan> {
+        let mut model = self.cut()?;
         let s = size as usize;
         model.set_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), tvec![1, 3, s, s]))?;
         let knobs = tract_onnx::tract_core::knobs::KnobScope::new(knobs.iter().copied())?;

@@ -4,17 +4,34 @@
 
 use super::{BBox, Detection};
 
-/// Bins per box side in YOLOv8's distribution focal loss head.
+/// Bins per box side in YOLOv8's distribution focal loss head (YOLO26 has
+/// none: one channel per side, the distance itself).
 pub const REG_MAX: usize = 16;
 
-/// One raw head map in NCHW order with batch 1: `4 * REG_MAX` box-bin logits,
-/// then one logit per class, each a `h * w` plane.
+/// One level of the raw head in NCHW order with batch 1, each channel a
+/// `h * w` plane: `4 * reg_max` box channels (DFL bin logits per side, or
+/// with `reg_max` 1 the distances themselves), and one logit per class.
 #[derive(Debug, Clone, Copy)]
 pub struct HeadMap<'a> {
-    pub data: &'a [f32],
+    pub boxes: &'a [f32],
+    pub scores: &'a [f32],
     pub h: usize,
     pub w: usize,
     pub stride: f32,
+}
+
+impl<'a> HeadMap<'a> {
+    /// A map whose `4 * REG_MAX` box channels and class channels are one
+    /// tensor (YOLOv8 exports up to Ultralytics 8.3).
+    pub fn joined(data: &'a [f32], h: usize, w: usize, stride: f32) -> HeadMap<'a> {
+        let (boxes, scores) = data.split_at((4 * REG_MAX * h * w).min(data.len()));
+        HeadMap { boxes, scores, h, w, stride }
+    }
+
+    /// Box channels per side: 16 (DFL) or 1 (distances).
+    pub fn reg_max(&self) -> usize {
+        self.boxes.len() / (4 * self.h * self.w).max(1)
+    }
 }
 
 /// Logit whose sigmoid equals `p`: comparing logits avoids a sigmoid per score.
@@ -51,15 +68,20 @@ pub fn decode_head(maps: &[HeadMap], classes: usize, confidence: f32) -> Vec<Det
     let mut anchor_base = 0;
     for map in maps {
         let hw = map.h * map.w;
-        assert_eq!(map.data.len(), (4 * REG_MAX + classes) * hw, "head map shape mismatch");
-        let (best, best_class) = best_classes(&map.data[4 * REG_MAX * hw..], hw, classes);
+        let reg_max = map.reg_max();
+        assert!(map.boxes.len() == 4 * reg_max * hw && reg_max > 0, "box map shape mismatch");
+        assert_eq!(map.scores.len(), classes * hw, "class map shape mismatch");
+        let (best, best_class) = best_classes(map.scores, hw, classes);
         for (cell, &score) in best.iter().enumerate() {
             if score <= threshold {
                 continue;
             }
             let mut dist = [0f32; 4];
             for (side, d) in dist.iter_mut().enumerate() {
-                *d = dfl_expectation(map.data, side * REG_MAX, hw, cell);
+                *d = match reg_max {
+                    1 => map.boxes[side * hw + cell],
+                    _ => dfl_expectation(map.boxes, reg_max, side * reg_max, hw, cell),
+                };
             }
             let cx = (cell % map.w) as f32 + 0.5;
             let cy = (cell / map.w) as f32 + 0.5;
@@ -80,12 +102,12 @@ pub fn decode_head(maps: &[HeadMap], classes: usize, confidence: f32) -> Vec<Det
     out
 }
 
-/// Expected distance under the softmax of `REG_MAX` bin logits starting at channel `first`.
-fn dfl_expectation(data: &[f32], first: usize, hw: usize, cell: usize) -> f32 {
+/// Expected distance under the softmax of `bins` bin logits starting at channel `first`.
+fn dfl_expectation(data: &[f32], bins: usize, first: usize, hw: usize, cell: usize) -> f32 {
     let bin = |b: usize| data[(first + b) * hw + cell];
-    let max = (0..REG_MAX).map(bin).fold(f32::NEG_INFINITY, f32::max);
+    let max = (0..bins).map(bin).fold(f32::NEG_INFINITY, f32::max);
     let (mut sum, mut weighted) = (0.0, 0.0);
-    for b in 0..REG_MAX {
+    for b in 0..bins {
         let e = (bin(b) - max).exp();
         sum += e;
         weighted += e * b as f32;
@@ -142,7 +164,7 @@ mod tests {
             set(&mut data, side * REG_MAX + bin, cell, 20.0);
         }
         set(&mut data, 4 * REG_MAX + 2, cell, 2.0);
-        let maps = [HeadMap { data: &data, h: 2, w: 2, stride: 8.0 }];
+        let maps = [HeadMap::joined(&data, 2, 2, 8.0)];
         let out = decode_head(&maps, 3, 0.25);
         assert_eq!(out.len(), 1);
         let d = &out[0];
@@ -159,7 +181,7 @@ mod tests {
     fn flat_bins_decode_to_the_mean_bin() {
         let mut data = head(0.0);
         set(&mut data, 4 * REG_MAX, 0, 5.0);
-        let maps = [HeadMap { data: &data, h: 2, w: 2, stride: 1.0 }];
+        let maps = [HeadMap::joined(&data, 2, 2, 1.0)];
         let out = decode_head(&maps, 3, 0.25);
         // every other cell has class logits 0 -> 0.5 > 0.25 too
         assert_eq!(out.len(), 4);
@@ -170,7 +192,7 @@ mod tests {
     #[test]
     fn scores_at_or_below_the_threshold_are_dropped() {
         let data = head(logit(0.25));
-        let maps = [HeadMap { data: &data, h: 2, w: 2, stride: 8.0 }];
+        let maps = [HeadMap::joined(&data, 2, 2, 8.0)];
         assert!(decode_head(&maps, 3, 0.25).is_empty());
         assert_eq!(decode_head(&maps, 3, 0.2).len(), 4);
     }
@@ -181,9 +203,30 @@ mod tests {
         let mut b = head(-20.0);
         set(&mut a, 4 * REG_MAX, 1, 3.0);
         set(&mut b, 4 * REG_MAX + 1, 2, 3.0);
-        let maps = [HeadMap { data: &a, h: 2, w: 2, stride: 8.0 }, HeadMap { data: &b, h: 2, w: 2, stride: 16.0 }];
+        let maps = [HeadMap::joined(&a, 2, 2, 8.0), HeadMap::joined(&b, 2, 2, 16.0)];
         let anchors: Vec<usize> = decode_head(&maps, 3, 0.5).iter().map(|d| d.anchor).collect();
         assert_eq!(anchors, vec![1, 6]);
+    }
+
+    /// YOLO26's head has no DFL: one channel per side is the distance in
+    /// strides, in its own tensor beside the class logits.
+    #[test]
+    fn distances_without_bins_decode_directly() {
+        let boxes = [
+            vec![0.0, 0.0, 0.0, 1.0],  // left
+            vec![0.0, 0.0, 0.0, 0.5],  // top
+            vec![0.0, 0.0, 0.0, 2.0],  // right
+            vec![0.0, 0.0, 0.0, 0.25], // bottom
+        ]
+        .concat();
+        let mut scores = vec![-20.0; 3 * 4];
+        scores[4 + 3] = 1.0; // class 1, cell 3
+        let map = HeadMap { boxes: &boxes, scores: &scores, h: 2, w: 2, stride: 8.0 };
+        assert_eq!(map.reg_max(), 1);
+        let out = decode_head(&[map], 3, 0.25);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].class, out[0].anchor), (1, 3));
+        assert_eq!(out[0].bbox, BBox { x1: 0.5 * 8.0, y1: 1.0 * 8.0, x2: 3.5 * 8.0, y2: 1.75 * 8.0 });
     }
 
     #[test]

@@ -22,9 +22,11 @@ pub struct Tensor<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
     /// The head cut before its decode: `levels` per-stride maps of
-    /// `4 * REG_MAX + classes` channels, then as many mask-coefficient
-    /// (segment) or keypoint (pose) maps, then the prototypes (segment).
-    Maps { levels: usize },
+    /// `4 * REG_MAX + classes` channels, or with `split` `levels` box maps
+    /// (`4 * reg_max` channels) then `levels` class maps; then as many
+    /// mask-coefficient (segment) or keypoint (pose) maps, then the
+    /// prototypes (segment).
+    Maps { levels: usize, split: bool },
     /// Ultralytics' default export: output0 is `1 x (4 + classes + extra) x
     /// anchors`, boxes as centre and size in input pixels, class scores
     /// after the sigmoid; then mask coefficients or decoded keypoints.
@@ -53,7 +55,7 @@ pub struct Decoding {
 /// then masks or keypoints for the objects kept.
 pub fn objects(layout: Layout, outputs: &[Tensor], d: &Decoding, lb: &Letterbox) -> Result<Vec<Object>> {
     match layout {
-        Layout::Maps { levels } => from_maps(levels, outputs, d, lb),
+        Layout::Maps { levels, split } => from_maps(levels, split, outputs, d, lb),
         Layout::Channels => from_channels(outputs, d, lb),
         Layout::Rows => from_rows(outputs, d, lb),
     }
@@ -82,25 +84,42 @@ fn outline(protos: &Protos, coeffs: &[f32], det: &Detection, obj: &Object, lb: &
     mask::largest_region_outline(&mask::object_mask(protos, coeffs, det.bbox, obj.detection.bbox, lb))
 }
 
-fn from_maps(levels: usize, outputs: &[Tensor], d: &Decoding, lb: &Letterbox) -> Result<Vec<Object>> {
+fn from_maps(levels: usize, split: bool, outputs: &[Tensor], d: &Decoding, lb: &Letterbox) -> Result<Vec<Object>> {
     let size = lb.dst_w as f32;
-    ensure!(outputs.len() >= levels, "expected {levels} head maps, the plan gave {}", outputs.len());
-    let head = outputs[..levels]
-        .iter()
-        .map(|t| {
-            let (data, h, w) = plane(t)?;
-            ensure!(data.len() == (4 * detect::REG_MAX + d.classes) * h * w, "unexpected head map shape {:?}", t.shape);
-            Ok(HeadMap { data, h, w, stride: size / w as f32 })
+    let first_extra = if split { 2 * levels } else { levels };
+    ensure!(outputs.len() >= first_extra, "expected {first_extra} head maps, the plan gave {}", outputs.len());
+    let head = (0..levels)
+        .map(|level| {
+            let (data, h, w) = plane(&outputs[level])?;
+            let stride = size / w as f32;
+            let map = if split {
+                let (scores, sh, sw) = plane(&outputs[levels + level])?;
+                ensure!((sh, sw) == (h, w) && scores.len() == d.classes * h * w, "class map {level} does not match");
+                HeadMap { boxes: data, scores, h, w, stride }
+            } else {
+                ensure!(
+                    data.len() == (4 * detect::REG_MAX + d.classes) * h * w,
+                    "unexpected head map shape {:?}",
+                    outputs[level].shape
+                );
+                HeadMap::joined(data, h, w, stride)
+            };
+            ensure!(
+                map.reg_max() >= 1 && map.boxes.len() == 4 * map.reg_max() * h * w,
+                "box map {level} has {} channels, not 4 per side",
+                map.boxes.len() / (h * w).max(1)
+            );
+            Ok(map)
         })
         .collect::<Result<Vec<_>>>()?;
     let extra = match d.task {
         Task::Detect => vec![],
         Task::Segment | Task::Pose => {
-            ensure!(outputs.len() >= 2 * levels, "expected {levels} mask or keypoint maps");
-            outputs[levels..2 * levels].iter().map(plane).collect::<Result<Vec<_>>>()?
+            ensure!(outputs.len() >= first_extra + levels, "expected {levels} mask or keypoint maps");
+            outputs[first_extra..first_extra + levels].iter().map(plane).collect::<Result<Vec<_>>>()?
         }
     };
-    let protos = outputs.get(levels + extra.len()).map(protos).transpose()?;
+    let protos = outputs.get(first_extra + extra.len()).map(protos).transpose()?;
     let kept = nms::nms(detect::decode_head(&head, d.classes, d.confidence), d.iou, d.max_detections);
     kept.into_iter()
         .map(|det| {

@@ -100,15 +100,44 @@ fn nms_free_segment_and_pose_rows_carry_masks_and_keypoints() {
     }
 }
 
-/// An export with NMS in the graph (`nms=True`) is refused at load, naming
-/// the file and the two exports that run; never served with wrong boxes.
+/// An export with NMS in the graph (`nms=True`) is cut before it: yolod's
+/// own NMS gives the golden (Ultralytics' post-processing), with the
+/// request's `iou`. (Were the head not found, it would be refused at load:
+/// tract cannot analyse `NonMaxSuppression`; `meta`'s unit test has that.)
 #[test]
-fn an_export_with_nms_in_the_graph_is_refused_at_load_with_the_way_out() {
-    let path = fixture("models/families/yolo26-det-nms.onnx");
-    let out = std::process::Command::new(BIN).arg("models").arg("--model").arg(&path).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "loaded:\n{}", String::from_utf8_lossy(&out.stdout));
-    assert!(err.contains("yolo26-det-nms.onnx") && err.contains("`nms=True`") && err.contains("`nms=False`"), "{err}");
+fn an_export_with_nms_in_the_graph_runs_cut_before_its_nms() {
+    serve_and_compare(&["yolo26-det-nms"]);
+}
+
+/// A default (fixed-size) export whose body is fully convolutional, cut at
+/// its head, runs at the size asked: at 320 it gives what onnxruntime gives
+/// on the same network exported with `dynamic=True` (`yolov8-det-dyn`, the
+/// same weights). Exports whose body reshapes to the export size (attention
+/// blocks: YOLO11, YOLO26) say so in `/v1/models` and run at 640.
+#[test]
+fn default_exports_run_at_any_size_where_their_body_allows_it() {
+    let paths: Vec<String> = ["yolov8-det", "yolo11-det", "yolo26-det"]
+        .iter()
+        .map(|n| fixture(&format!("models/families/{n}.onnx")).to_str().unwrap().to_string())
+        .collect();
+    let args: Vec<&str> = paths.iter().flat_map(|p| ["--model", p.as_str()]).collect();
+    let server = Server::start(&args);
+    let models = get(&server.url("/v1/models"), &[]).json().data;
+    let any_size = |id: &str| {
+        let m = models.as_array().unwrap().iter().find(|m| m["id"] == id).unwrap_or_else(|| panic!("{id}: {models}"));
+        m["any_size"].as_bool().unwrap()
+    };
+    assert_eq!((any_size("yolov8-det"), any_size("yolo11-det"), any_size("yolo26-det")), (true, false, false));
+    let text = std::fs::read_to_string(fixture("models/families/golden/yolov8-det-dyn.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["small"]["size"], 320);
+    let golden: Golden<Detection> = serde_json::from_value(doc["small"].clone()).unwrap();
+    for img in golden.images {
+        let body = std::fs::read(fixture(&format!("models/families/images/{}", img.image))).unwrap();
+        let a = post(&server.url("/v1/predict/yolov8-det?size=320"), &[("Content-Type", "image/png")], &body);
+        assert_eq!(a.status, 200, "{}", img.image);
+        assert_matches("yolov8-det at 320", &a.detections(), &img.data);
+    }
 }
 
 /// A dynamic export (`dynamic=True`) runs at the size asked: at 640 and at

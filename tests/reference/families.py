@@ -411,6 +411,19 @@ def check_run(yolod, model, pictures, extra, golden_images):
     return problems
 
 
+def small_golden(g):
+    """The golden at 320 for this export's weights: its own (dynamic exports), or its dynamic sibling's
+    (the same built model exported with dynamic=True: the same network, so the same answers at 320)."""
+    if "small" in g:
+        return g["small"]
+    stem = re.sub(r"-(nms|e2e)$", "", g["model"][:-len(".onnx")])
+    sibling = os.path.join(OUT, "golden", stem + "-dyn.json")
+    if os.path.exists(sibling):
+        with open(sibling) as f:
+            return json.load(f).get("small")
+    return None
+
+
 def cmd_check(args):
     rows = []
     for gpath in sorted(os.listdir(os.path.join(OUT, "golden"))):
@@ -427,9 +440,10 @@ def cmd_check(args):
         entry = [m for m in json.loads(info.stdout)["data"] if m.get("id") != "yolov8n"]
         sizes = "any size" if entry and entry[0].get("any_size") else "export size only"
         runs = [(IMAGES, [], g["images"])]
-        if "small" in g and sizes == "any size":
-            runs.append((IMAGES_SMALL, ["--size", str(g["small"]["size"])], g["small"]["images"]))
-            sizes = f"any size: {SIZE} and {g['small']['size']} checked"
+        small = small_golden(g)
+        if small and sizes == "any size":
+            runs.append((IMAGES_SMALL, ["--size", str(small["size"])], small["images"]))
+            sizes = f"any size: {SIZE} and {small['size']} checked"
         problems = []
         for pictures, extra, golden_images in runs:
             problems += check_run(args.yolod, model, pictures, extra, golden_images)
