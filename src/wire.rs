@@ -135,6 +135,9 @@ impl Serialize for Speed {
 #[derive(Serialize)]
 pub struct ModelEntry<'a> {
     pub id: &'a str,
+    /// The architecture named in the export's metadata ("YOLO11n").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<&'a str>,
     pub task: &'a str,
     pub default: bool,
     pub input_size: u32,
@@ -166,6 +169,7 @@ impl<'a> ModelEntry<'a> {
     pub fn new(info: &'a ModelInfo, default: bool) -> Self {
         ModelEntry {
             id: &info.id,
+            family: info.family.as_deref(),
             task: info.task.as_str(),
             default,
             input_size: info.input_size,

@@ -130,8 +130,8 @@ pub fn models(args: ModelsArgs) -> Result<ExitCode> {
     }
     writeln!(
         out,
-        "{:<20} {:<8} {:>7} {:>6} {:<9} {:<5} SOURCE",
-        "ID", "TASK", "CLASSES", "SIZE", "PRECISION", "SIZES"
+        "{:<20} {:<12} {:<8} {:>7} {:>6} {:<9} {:<5} SOURCE",
+        "ID", "FAMILY", "TASK", "CLASSES", "SIZE", "PRECISION", "SIZES"
     )?;
     for (i, m) in registry.all().iter().enumerate() {
         let info = &m.info;
@@ -139,8 +139,9 @@ pub fn models(args: ModelsArgs) -> Result<ExitCode> {
         let sizes = if info.any_size { "any" } else { "fixed" };
         writeln!(
             out,
-            "{:<20} {:<8} {:>7} {:>6} {:<9} {:<5} {}",
+            "{:<20} {:<12} {:<8} {:>7} {:>6} {:<9} {:<5} {}",
             id,
+            info.family.as_deref().unwrap_or("-"),
             info.task.as_str(),
             info.names.len(),
             info.input_size,

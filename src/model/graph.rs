@@ -86,6 +86,20 @@ pub fn has_dynamic_input(model: &ModelProto) -> bool {
     dims.len() == 4 && dims[2..].iter().any(|d| !matches!(d.value, Some(DimValue::DimValue(_))))
 }
 
+/// The shape the graph declares for its first output (None where symbolic
+/// or absent).
+pub fn first_output_dims(model: &ModelProto) -> Vec<Option<usize>> {
+    let Some(output) = model.graph.as_ref().and_then(|g| g.output.first()) else { return vec![] };
+    let Some(Value::TensorType(t)) = output.r#type.as_ref().and_then(|t| t.value.as_ref()) else { return vec![] };
+    let dims = t.shape.as_ref().map(|s| s.dim.as_slice()).unwrap_or_default();
+    dims.iter()
+        .map(|d| match d.value {
+            Some(DimValue::DimValue(v)) if v >= 0 => Some(v as usize),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Drops the intermediate shape hints (`value_info`), and with `outputs`
 /// the outputs' declared shapes, keeping their names and types.
 pub fn drop_shape_hints(model: &mut ModelProto, outputs: bool) {

@@ -32,6 +32,19 @@ impl Task {
     }
 }
 
+/// The architecture Ultralytics' `description` metadata names: "YOLO11n"
+/// from "Ultralytics YOLO11n model trained on coco.yaml".
+pub fn family(description: &str) -> Option<String> {
+    description
+        .split_whitespace()
+        .find(|w| {
+            w.len() > 4
+                && w[..4].eq_ignore_ascii_case("yolo")
+                && w[4..].starts_with(|c: char| c.is_ascii_alphanumeric())
+        })
+        .map(|w| w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_string())
+}
+
 /// Parses Ultralytics' `names` metadata, a Python dict literal such as
 /// `{0: 'person', 1: "traffic light"}`, into a dense list indexed by class.
 pub fn parse_names(text: &str) -> Option<Vec<String>> {
@@ -176,6 +189,14 @@ mod tests {
         assert!(wrong.contains("1x84xANCHORS"), "{wrong}");
         let nms = exported_layout(Task::Detect, 10, None, &d(&[1, 300, 6]), false, true).unwrap_err();
         assert!(nms.contains("`nms=True`"), "{nms}");
+    }
+
+    #[test]
+    fn the_family_is_the_yolo_word_of_the_description() {
+        assert_eq!(family("Ultralytics YOLO11n model trained on coco.yaml").as_deref(), Some("YOLO11n"));
+        assert_eq!(family("Ultralytics YOLOv8n-seg model trained on x.yaml").as_deref(), Some("YOLOv8n-seg"));
+        assert_eq!(family("Ultralytics model"), None);
+        assert_eq!(family("yolo"), None);
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct ModelInfo {
     /// Whether `size` changes the network's input (head cut), or is fixed.
     pub any_size: bool,
     pub precision: &'static str,
+    /// The architecture, from Ultralytics' `description` metadata
+    /// ("YOLO11n"), when it names one.
+    pub family: Option<String>,
     /// Why this precision runs, for the embedded model (chosen per CPU);
     /// `None` for a file, which runs as it is.
     pub precision_reason: Option<String>,
@@ -132,17 +135,23 @@ impl Model {
         let mut proto = tract_onnx::onnx()
             .proto_model_for_read(&mut &bytes[..])
             .with_context(|| format!("{source} is not an ONNX model"))?;
-        let names = graph::metadata(&proto)
-            .find(|(k, _)| *k == "names")
-            .and_then(|(_, v)| meta::parse_names(v))
-            .ok_or_else(|| anyhow!("{source} has no Ultralytics `names` metadata; export it with Ultralytics' `yolo export format=onnx`"))?;
+        let task_text = graph::metadata(&proto).find(|(k, _)| *k == "task").map(|(_, v)| v.trim().to_string());
+        if let Some(other) = task_text.as_deref().filter(|t| Task::parse(t).is_none()) {
+            bail!(
+                "it is an Ultralytics {other} model; yolod serves detect, segment and pose models \
+                 (objects with boxes), which the HUB, DeepStack and camera paths all answer with"
+            );
+        }
+        let declared_names =
+            graph::metadata(&proto).find(|(k, _)| *k == "names").and_then(|(_, v)| meta::parse_names(v));
+        let family = graph::metadata(&proto).find(|(k, _)| *k == "description").and_then(|(_, v)| meta::family(v));
         let stride = graph::metadata(&proto)
             .find(|(k, _)| *k == "stride")
             .and_then(|(_, v)| v.trim().parse().ok())
             .unwrap_or(MAX_STRIDE);
         let kpt_shape =
             graph::metadata(&proto).find(|(k, _)| *k == "kpt_shape").and_then(|(_, v)| meta::parse_kpt_shape(v));
-        let declared_task = graph::metadata(&proto).find(|(k, _)| *k == "task").and_then(|(_, v)| Task::parse(v));
+        let declared_task = task_text.as_deref().and_then(Task::parse);
         // An NMS-free (end2end) head chooses its boxes by top-k, not NMS: it
         // runs as exported, so that the choice stays the export's.
         let end2end = graph::metadata(&proto).any(|(k, v)| k == "end2end" && v.trim().eq_ignore_ascii_case("true"));
@@ -153,6 +162,7 @@ impl Model {
         // batch of 1 fixed below): where the size can change they go, and
         // tract's analysis finds every shape from the input.
         let dynamic = graph::has_dynamic_input(&proto);
+        let declared_output = graph::first_output_dims(&proto);
         if dynamic || matches!(head, Head::Raw { .. }) {
             graph::drop_shape_hints(&mut proto, dynamic);
         }
@@ -160,9 +170,32 @@ impl Model {
             tract_onnx::onnx().model_for_proto_model(&proto).with_context(|| format!("tract cannot read {source}"))?;
         let input_size = export_size(&template).with_context(|| format!("reading the input of {source}"))?;
         let outputs = template.output_outlets()?.len();
-        let channels = template.output_outlets()?.first().and_then(|o| template.outlet_fact(*o).ok()).and_then(|f| {
-            f.shape.dims().nth(1).and_then(|d| d.concretize()).and_then(|d| d.as_i64().map(|v| v as usize))
-        });
+        let channels = template
+            .output_outlets()?
+            .first()
+            .and_then(|o| template.outlet_fact(*o).ok())
+            .and_then(|f| {
+                f.shape.dims().nth(1).and_then(|d| d.concretize()).and_then(|d| d.as_i64().map(|v| v as usize))
+            })
+            .or_else(|| declared_output.get(1).copied().flatten());
+        let names = match declared_names {
+            Some(names) => names,
+            None => {
+                // No names: as many `classN` as output0 has class rows, for a detect model.
+                let count = channels.filter(|_| declared_task.unwrap_or(Task::Detect) == Task::Detect && !end2end);
+                let count = count.and_then(|c| c.checked_sub(4)).filter(|&n| n > 0).ok_or_else(|| {
+                    anyhow!(
+                        "{source} has no Ultralytics `names` metadata, and its class count cannot be read from \
+                         its output; export it with Ultralytics' `yolo export format=onnx`"
+                    )
+                })?;
+                log::warn!(
+                    "{source} has no `names` metadata: its {count} classes are named class0..class{}",
+                    count - 1
+                );
+                (0..count).map(|i| format!("class{i}")).collect()
+            }
+        };
         let task = declared_task
             .or_else(|| {
                 channels.and_then(|c| meta::task_from_shape(c, names.len(), outputs, kpt_shape.map(|(k, d)| k * d)))
@@ -206,6 +239,7 @@ impl Model {
             any_size: dynamic || matches!(head, Head::Raw { .. }),
             precision,
             precision_reason: None,
+            family,
         };
         let mut model = Model { info, template, head, layout, keypoints, plans: plans::Plans::default() };
         // 4-20 ms for the families' fixtures and the embedded model.

@@ -52,6 +52,8 @@ impl Embedded {
     pub fn load_warm(&self, warm: Option<u32>) -> Result<Model> {
         let mut model = Model::load_warm(EMBEDDED_ID, self.source(), &self.bytes(), warm)?;
         model.info.precision_reason = Some(self.choice.reason.clone());
+        // Its metadata carries only names and stride (models/README.md).
+        model.info.family = Some("YOLOv8n".into());
         Ok(model)
     }
 }

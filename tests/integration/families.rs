@@ -161,3 +161,77 @@ fn a_dynamic_export_runs_at_any_size_and_matches_its_goldens_at_640_and_320() {
         }
     }
 }
+
+/// Classification exports have no boxes: refused at load, saying what yolod
+/// serves, instead of an output-shape riddle.
+#[test]
+fn a_classification_export_is_refused_at_load_saying_why() {
+    let path = fixture("models/families/yolo11-cls.onnx");
+    let out = std::process::Command::new(BIN).arg("models").arg("--model").arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("yolo11-cls.onnx") && err.contains("classify model"), "{err}");
+    assert!(err.contains("detect, segment and pose"), "{err}");
+}
+
+/// The top-level fields of a protobuf message, without `field`.
+fn without_field(message: &[u8], field: u64) -> Vec<u8> {
+    fn varint(bytes: &[u8], at: &mut usize) -> u64 {
+        let mut value = 0;
+        for shift in (0..64).step_by(7) {
+            let b = bytes[*at];
+            *at += 1;
+            value |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                break;
+            }
+        }
+        value
+    }
+    let (mut out, mut at) = (Vec::new(), 0);
+    while at < message.len() {
+        let start = at;
+        let key = varint(message, &mut at);
+        match key & 7 {
+            0 => {
+                varint(message, &mut at);
+            }
+            1 => at += 8,
+            2 => at += varint(message, &mut at) as usize,
+            5 => at += 4,
+            wire => panic!("wire type {wire}"),
+        }
+        if key >> 3 != field {
+            out.extend_from_slice(&message[start..at]);
+        }
+    }
+    out
+}
+
+/// An export without `names` metadata (ModelProto field 14 removed) still
+/// loads: its classes are `class0..`, counted from output0, with a warning,
+/// and it finds what the named export finds.
+#[test]
+fn a_model_without_names_metadata_gets_numbered_classes_and_a_warning() {
+    let named = std::fs::read(fixture("models/families/custom3-det.onnx")).unwrap();
+    let bare = without_field(&named, 14);
+    assert!(bare.len() < named.len() && bare.len() > named.len() - 4096);
+    let dir = std::env::temp_dir().join(format!("yolod-bare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bare.onnx");
+    std::fs::write(&path, &bare).unwrap();
+    let image = fixture("models/families/images/bus-640.png");
+    let out = std::process::Command::new(BIN).arg("predict").arg("--model").arg(&path).arg(&image).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("no `names` metadata") && err.contains("class0..class2"), "{err}");
+    let got: ApiResponse = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<Detection> = serde_json::from_value(got.data).unwrap();
+    let text = std::fs::read_to_string(fixture("models/families/golden/custom3-det.json")).unwrap();
+    let golden: Golden<Detection> = serde_json::from_str(&text).unwrap();
+    let want: Vec<Detection> =
+        golden.images[0].data.iter().map(|d| Detection { name: format!("class{}", d.class), ..d.clone() }).collect();
+    assert!(!want.is_empty());
+    assert_matches("custom3-det without names", &got, &want);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

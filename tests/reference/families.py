@@ -65,7 +65,7 @@ OUT_IMAGES = os.path.join(OUT, "images")
 # 23 MB: the repository keeps the ones below (under 10 MB with the images), the others go to target/ and
 # only their goldens are kept. Rebuilding them is deterministic (same seed, same bytes).
 KEEP = {"yolov8-det", "yolo11-det", "custom3-det", "yolo26-det", "yolo26-det-dyn", "yolo26-det-nms",
-        "yolo26-det-e2e", "yolov10n-det-e2e", "yolo26-seg-e2e", "yolo26-pose-e2e"}
+        "yolo26-det-e2e", "yolov10n-det-e2e", "yolo26-seg-e2e", "yolo26-pose-e2e", "yolo11-cls"}
 OUT_EXTRA = os.path.join(ROOT, "target", "families")
 SOURCES = [os.path.join(ROOT, "tests", "fixtures", "images", n) for n in ("bus.jpg", "zidane.jpg")]
 # The test images letterboxed to 640x640 once and stored losslessly, so that yolod and onnxruntime get the
@@ -103,6 +103,8 @@ MODELS = [
     ("yolo11-pose", "11/yolo11-pose.yaml", "yolo11n-pose", ["person"], [""]),
     ("yolo26-pose", "26/yolo26-pose.yaml", "yolo26n-pose", ["person"], ["", "e2e"]),
     ("custom3-det", "11/yolo11.yaml", "yolo11n", CUSTOM, [""]),
+    # Classification: no boxes, so no golden objects; it checks the refusal at load.
+    ("yolo11-cls", "11/yolo11-cls.yaml", "yolo11n-cls", COCO10, [""]),
 ]
 
 
@@ -142,6 +144,8 @@ def build(cfg, user_name, names, workdir):
     torch.manual_seed(SEED)
     model = YOLO(path)
     model.model.names = dict(enumerate(names))
+    if cfg.endswith("-cls.yaml"):
+        return model
     blobs = torch.from_numpy(np.concatenate([letterbox(cv2.imread(p), SIZE) for p in IMAGES]))
     normalise(model.model, blobs)
     spread_scores(model.model, len(names), blobs)
@@ -203,7 +207,8 @@ def spread_scores(net, nc, blobs):
 
 
 def export(model, variant, workdir):
-    kw = dict(format="onnx", imgsz=SIZE, dynamic=variant == "dyn", conf=CONF, iou=IOU, max_det=MAX_DET)
+    kw = dict(format="onnx", imgsz=224 if model.task == "classify" else SIZE, dynamic=variant == "dyn", conf=CONF,
+              iou=IOU, max_det=MAX_DET)
     if variant == "nms":
         kw["nms"] = True
     elif variant == "e2e":
@@ -290,6 +295,8 @@ def golden(path, layout, names, kpt_shape, size=SIZE, pictures=IMAGES):
 
 
 def layout_of(variant, meta):
+    if meta.get("task") == "classify":
+        return "classify"
     if variant == "nms":
         return "nms"
     return "e2e" if meta.get("end2end") == "True" else "raw"
@@ -309,7 +316,7 @@ def write_golden(name, cfg, variant, m, path):
     names = [v for _, v in sorted(ast.literal_eval(meta["names"]).items())]
     kpt = json.loads(meta["kpt_shape"]) if "kpt_shape" in meta else None
     layout = layout_of(variant, meta)
-    images, gap = golden(path, layout, names, kpt)
+    images, gap = ([], 1.0) if layout == "classify" else golden(path, layout, names, kpt)
     with open(path, "rb") as f:
         data = f.read()
     doc = {"model": name + ".onnx", "model_sha256": hashlib.sha256(data).hexdigest(),
