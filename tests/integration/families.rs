@@ -235,3 +235,29 @@ fn a_model_without_names_metadata_gets_numbered_classes_and_a_warning() {
     assert_matches("custom3-det without names", &got, &want);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Files that are not a YOLO export stop start-up with an error that names
+/// the file and what is wrong, never a model that fails on its first request.
+#[test]
+fn corrupt_and_foreign_model_files_stop_start_up_naming_them() {
+    let dir = std::env::temp_dir().join(format!("yolod-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let custom = std::fs::read(fixture("models/families/custom3-det.onnx")).unwrap();
+    let classify = std::fs::read(fixture("models/families/yolo11-cls.onnx")).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        ("truncated.onnx", custom[..custom.len() / 2].to_vec(), "is not an ONNX model"),
+        ("text.onnx", b"name: not a model\n".to_vec(), "is not an ONNX model"),
+        // A classifier without its metadata: an ONNX file, but no YOLO head.
+        ("foreign.onnx", without_field(&classify, 14), "its output0 is 1x10"),
+    ];
+    for (name, bytes, says) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = std::process::Command::new(BIN).arg("models").arg("--model").arg(&path).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(last.starts_with("yolod: error: ") && last.contains(name) && last.contains(says), "{name}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
