@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 
+use crate::model::Params;
+
 /// yolod: YOLO object detection for edge devices. Serves the Ultralytics HUB
 /// inference API locally (POST /v1/predict/MODEL_ID), with a COCO YOLOv8n built in.
 #[derive(Debug, Parser)]
@@ -239,10 +241,10 @@ pub struct CameraArgs {
     #[arg(long, value_name = "N", env = "YOLOD_CAMERA_FPS")]
     pub fps: Option<f64>,
     /// Inference size for camera frames (32 - 1280), as the API's `size`.
-    #[arg(long = "size", visible_alias = "imgsz", value_name = "N", env = "YOLOD_CAMERA_SIZE", default_value_t = 640, value_parser = parse_inference_size)]
+    #[arg(long = "size", visible_alias = "imgsz", value_name = "N", env = "YOLOD_CAMERA_SIZE", default_value_t = Params::DEFAULT_SIZE, value_parser = parse_inference_size)]
     pub imgsz: u32,
     /// Minimum class score kept for camera frames.
-    #[arg(long = "camera-confidence", value_name = "F", env = "YOLOD_CAMERA_CONFIDENCE", default_value_t = 0.25)]
+    #[arg(long = "camera-confidence", value_name = "F", env = "YOLOD_CAMERA_CONFIDENCE", default_value_t = Params::DEFAULT_CONFIDENCE, value_parser = Params::parse_confidence)]
     pub confidence: f32,
     /// Where the JSON lines go: `-` for stdout (journald under systemd), or a file (appended).
     #[arg(long, value_name = "FILE|-", env = "YOLOD_LOG", default_value = "-")]
@@ -269,10 +271,7 @@ pub fn parse_inference_size(s: &str) -> Result<u32, String> {
             "{s:?}: --size is the inference size (e.g. 640), as the API's size; the camera's frame size is --frame-size {s}"
         ));
     }
-    match s.trim().parse::<u32>() {
-        Ok(n) if (32..=1280).contains(&n) => Ok(n),
-        _ => Err(format!("{s:?}: give a size from 32 to 1280")),
-    }
+    Params::parse_size(s).map_err(|valid| format!("{s:?}: {valid}"))
 }
 
 /// Publishing camera detections to an MQTT broker (Home Assistant).
@@ -342,7 +341,7 @@ pub struct InferenceArgs {
     #[arg(long, value_name = "ID|FILE", env = "YOLOD_MODEL", default_value = "yolov8n")]
     pub model: String,
     /// Inference size, longest side, rounded up to a multiple of 32 (32 - 1280).
-    #[arg(long, value_name = "N", default_value_t = 640, value_parser = clap::value_parser!(u32).range(32..=1280))]
+    #[arg(long, value_name = "N", default_value_t = Params::DEFAULT_SIZE, value_parser = Params::parse_size)]
     pub size: u32,
     #[command(flatten)]
     pub precision: PrecisionArg,
@@ -353,10 +352,10 @@ pub struct PredictArgs {
     #[command(flatten)]
     pub inference: InferenceArgs,
     /// Minimum class score kept (0.01 - 1.0).
-    #[arg(long, value_name = "F", default_value_t = 0.25)]
+    #[arg(long, value_name = "F", default_value_t = Params::DEFAULT_CONFIDENCE, value_parser = Params::parse_confidence)]
     pub confidence: f32,
     /// NMS IoU threshold, per class (0.0 - 0.95).
-    #[arg(long, value_name = "F", default_value_t = 0.45)]
+    #[arg(long, value_name = "F", default_value_t = Params::DEFAULT_IOU, value_parser = Params::parse_iou)]
     pub iou: f32,
     /// Coordinates as fractions of the image's width and height.
     #[arg(long)]

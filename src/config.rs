@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 
 use crate::api::auth::Keys;
 use crate::api::fetch::UrlPolicy;
@@ -17,6 +17,7 @@ use crate::camera::pixel::PixelFormat;
 use crate::camera::source::{self, Source};
 use crate::cli::{CameraArgs, ModelArgs, ServeArgs};
 use crate::config_file::CameraTable;
+use crate::model::Params;
 use crate::model::registry::{Embedded, Sources};
 use crate::publish::{self, MqttConfig};
 use crate::sink::{Emit, Target};
@@ -221,10 +222,8 @@ fn one_camera(args: &CameraArgs, table: &CameraTable) -> Result<CameraSettings> 
         Some(n) => crate::cli::parse_inference_size(&n.to_string()).map_err(anyhow::Error::msg)?,
         None => args.imgsz,
     };
-    let confidence = table.confidence.unwrap_or(args.confidence);
-    if !(0.01..=1.0).contains(&confidence) {
-        bail!("confidence must be within 0.01 - 1.0");
-    }
+    let confidence = Params::check_confidence(table.confidence.unwrap_or(args.confidence))
+        .map_err(|valid| anyhow!("confidence: {valid}"))?;
     let emit = table.emit.unwrap_or(args.emit);
     let credentials = match &table.credentials_file {
         None => None,

@@ -4,31 +4,14 @@
 use super::error::{ApiError, echo};
 use crate::model::Params;
 
-pub const DEFAULT_SIZE: u32 = 640;
-pub const DEFAULT_CONFIDENCE: f32 = 0.25;
-pub const DEFAULT_IOU: f32 = 0.45;
-/// The lowest `confidence` accepted (lower ones would keep noise).
-pub const MIN_CONFIDENCE: f32 = 0.01;
-
 /// Everything a predict request may set besides the image itself.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Args {
     pub params: Params,
     pub normalize: bool,
     pub url: Option<String>,
     /// Answer with a JPEG of the detections drawn on the image instead of JSON.
     pub annotate: bool,
-}
-
-impl Default for Args {
-    fn default() -> Self {
-        Args {
-            params: Params::new(DEFAULT_SIZE, DEFAULT_CONFIDENCE, DEFAULT_IOU),
-            normalize: false,
-            url: None,
-            annotate: false,
-        }
-    }
 }
 
 impl Args {
@@ -43,25 +26,16 @@ impl Args {
     }
 
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), ApiError> {
-        let invalid = |valid: &'static str| ApiError::InvalidField { field: echo(name), value: echo(value), valid };
-        let v = value.trim();
+        let invalid =
+            |valid: String| ApiError::InvalidField { field: echo(name), value: echo(value), valid: valid.into() };
+        let flag_invalid = || invalid(FLAG_VALUES.into());
         match name {
-            "size" | "imgsz" => {
-                const VALID: &str = "valid range is 32 - 1280";
-                let size: u32 = v.parse().map_err(|_| invalid(VALID))?;
-                if !(32..=1280).contains(&size) {
-                    return Err(invalid(VALID));
-                }
-                self.params.size = size;
-            }
-            "confidence" | "conf" => {
-                self.params.confidence =
-                    float_in(v, MIN_CONFIDENCE, 1.0).ok_or_else(|| invalid("valid range is 0.01 - 1.0"))?
-            }
-            "iou" => self.params.iou = float_in(v, 0.0, 0.95).ok_or_else(|| invalid("valid range is 0.0 - 0.95"))?,
-            "normalize" => self.normalize = flag(v).ok_or_else(|| invalid(FLAG_VALUES))?,
-            "annotate" => self.annotate = flag(v).ok_or_else(|| invalid(FLAG_VALUES))?,
-            "url" => self.url = (!v.is_empty()).then(|| v.to_string()),
+            "size" | "imgsz" => self.params.size = Params::parse_size(value).map_err(invalid)?,
+            "confidence" | "conf" => self.params.confidence = Params::parse_confidence(value).map_err(invalid)?,
+            "iou" => self.params.iou = Params::parse_iou(value).map_err(invalid)?,
+            "normalize" => self.normalize = flag(value).ok_or_else(flag_invalid)?,
+            "annotate" => self.annotate = flag(value).ok_or_else(flag_invalid)?,
+            "url" => self.url = Some(value.trim()).filter(|v| !v.is_empty()).map(str::to_string),
             _ => {}
         }
         Ok(())
@@ -78,10 +52,6 @@ pub fn flag(v: &str) -> Option<bool> {
         "false" | "0" | "no" | "" => Some(false),
         _ => None,
     }
-}
-
-fn float_in(v: &str, lo: f32, hi: f32) -> Option<f32> {
-    v.parse::<f32>().ok().filter(|x| (lo..=hi).contains(x))
 }
 
 #[cfg(test)]

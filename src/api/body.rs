@@ -36,7 +36,7 @@ pub fn parse<'a>(content_type: Option<&str>, body: &'a [u8], limits: Limits) -> 
                     let value = std::str::from_utf8(part.data).map_err(|_| ApiError::InvalidField {
                         field: echo(&part.name),
                         value: "(not UTF-8)".into(),
-                        valid: "text fields must be UTF-8",
+                        valid: "text fields must be UTF-8".into(),
                     })?;
                     out.fields.push((part.name, value.to_string()));
                 }
@@ -51,7 +51,7 @@ pub fn parse<'a>(content_type: Option<&str>, body: &'a [u8], limits: Limits) -> 
                 return Err(ApiError::InvalidField {
                     field: "body".into(),
                     value: format!("{} bytes", body.len()),
-                    valid: "form fields are limited in size",
+                    valid: "form fields are limited in size".into(),
                 });
             }
             Ok(Body { image: None, fields: form_urlencoded::parse(body).into_owned().collect() })

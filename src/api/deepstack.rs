@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::args::{DEFAULT_IOU, MIN_CONFIDENCE};
 use super::body;
 use super::error::{ApiError, echo};
 use super::http::{Request, Response};
@@ -128,7 +127,7 @@ fn detect(state: &State, name: Option<&str>, req: Request) -> Result<Response, A
     let params = Params {
         max_detections: state.config.max_detections,
         shrink_to_image: true,
-        ..Params::new(model.info.input_size, confidence, DEFAULT_IOU)
+        ..Params::new(model.info.input_size, confidence, Params::DEFAULT_IOU)
     };
     let output = routes::run(state, &model, image, params)?;
     let json_start = Instant::now();
@@ -178,11 +177,11 @@ fn min_confidence(value: Option<&str>) -> Result<f32, ApiError> {
         return Ok(DEFAULT_MIN_CONFIDENCE);
     }
     match v.parse::<f32>() {
-        Ok(x) if x <= 1.0 => Ok(x.max(MIN_CONFIDENCE)),
+        Ok(x) if x <= 1.0 => Ok(x.max(*Params::CONFIDENCES.start())),
         _ => Err(ApiError::InvalidField {
             field: "min_confidence".into(),
             value: echo(v),
-            valid: "a number from 0 to 1; empty means 0.40",
+            valid: "a number from 0 to 1; empty means 0.40".into(),
         }),
     }
 }
@@ -218,7 +217,7 @@ mod tests {
         assert_eq!(min_confidence(Some("")).unwrap(), 0.40);
         assert_eq!(min_confidence(Some(" 0.6 ")).unwrap(), 0.6);
         assert_eq!(min_confidence(Some("1")).unwrap(), 1.0);
-        assert_eq!(min_confidence(Some("0")).unwrap(), MIN_CONFIDENCE);
+        assert_eq!(min_confidence(Some("0")).unwrap(), 0.01);
         for bad in ["abc", "2", "1.0001", "NaN", "inf"] {
             let e = min_confidence(Some(bad)).unwrap_err();
             assert_eq!(e.deepstack_status(), 400, "{bad}");

@@ -12,7 +12,7 @@ pub enum ApiError {
     NoImage,
     /// An argument is out of range or unparsable.
     #[error("Invalid '{field}': {value} ({valid}).")]
-    InvalidField { field: String, value: String, valid: &'static str },
+    InvalidField { field: String, value: String, valid: std::borrow::Cow<'static, str> },
     /// The uploaded bytes are not a decodable image.
     #[error("Invalid image: {0}.")]
     Image(#[from] DecodeError),
@@ -192,8 +192,11 @@ mod tests {
 
     #[test]
     fn invalid_field_message_names_field_value_and_range() {
-        let e =
-            ApiError::InvalidField { field: "size".into(), value: "2000".into(), valid: "valid range is 32 - 1280" };
+        let e = ApiError::InvalidField {
+            field: "size".into(),
+            value: "2000".into(),
+            valid: "valid range is 32 - 1280".into(),
+        };
         assert_eq!(e.to_string(), "Invalid 'size': 2000 (valid range is 32 - 1280).");
         assert_eq!(e.status(), 400);
     }

@@ -187,7 +187,7 @@ fn snapshot(state: &State, query: &str) -> Result<Response, ApiError> {
         Some((_, v)) => super::args::flag(&v).ok_or_else(|| ApiError::InvalidField {
             field: "annotate".into(),
             value: super::error::echo(&v),
-            valid: super::args::FLAG_VALUES,
+            valid: super::args::FLAG_VALUES.into(),
         })?,
         None => false,
     };

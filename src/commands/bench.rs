@@ -27,7 +27,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         None => synthetic_jpeg(),
     };
-    let params = Params::new(args.inference.size, 0.25, 0.45);
+    let params = Params { size: args.inference.size, ..Params::default() };
     let limits = DecodeLimits::default();
     let image = decode::decode(&encoded, limits).context("decoding the bench image")?;
     let prepared = model.prepare(&image, params.size)?;

@@ -35,7 +35,7 @@ pub fn camera_jobs(
         .map(|camera| CameraJob {
             config: camera.camera,
             model: model.clone(),
-            params: Params { max_detections, ..Params::new(camera.size, camera.confidence, 0.45) },
+            params: Params { max_detections, ..Params::new(camera.size, camera.confidence, Params::DEFAULT_IOU) },
             emit: camera.emit,
             max_frames,
             observer: None,

@@ -39,12 +39,6 @@ fn load_model(id_or_file: &str, precision: Precision, size: u32) -> Result<Arc<M
 
 /// `yolod predict`: one line of API JSON per image on stdout, in order.
 pub fn predict(args: PredictArgs) -> Result<ExitCode> {
-    if !(0.01..=1.0).contains(&args.confidence) {
-        anyhow::bail!("--confidence {} is outside 0.01 - 1.0", args.confidence);
-    }
-    if !(0.0..=0.95).contains(&args.iou) {
-        anyhow::bail!("--iou {} is outside 0.0 - 0.95", args.iou);
-    }
     let model = load_model(&args.inference.model, args.inference.precision.precision, args.inference.size)?;
     let params = Params::new(args.inference.size, args.confidence, args.iou);
     let mut pictures = args.annotate.as_deref().map(|out| Pictures::new(out, args.images.len())).transpose()?;

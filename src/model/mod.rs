@@ -9,6 +9,7 @@ pub mod graph;
 #[allow(unsafe_code)]
 pub mod maxpool;
 pub mod meta;
+mod params;
 // Plan builds: single flight per size, a few kept, new sizes rationed.
 pub mod plans;
 // tract's packed matmul inputs are raw, aligned byte blobs.
@@ -24,6 +25,7 @@ pub mod registry;
 mod silu;
 pub mod timings;
 
+pub use params::Params;
 pub use timings::{Stage, Timings};
 
 use std::sync::Arc;
@@ -79,31 +81,6 @@ impl ModelInfo {
             Some(reason) => format!("{} ({reason})", self.precision),
             None => self.precision.to_string(),
         }
-    }
-}
-
-/// Inference arguments, already validated.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Params {
-    pub size: u32,
-    pub confidence: f32,
-    pub iou: f32,
-    /// Objects kept at most (the best ones).
-    pub max_detections: usize,
-    /// Run an image smaller than `size` at its own longest side (rounded up
-    /// to the stride) instead of scaling it up: a 320x320 crop runs at 320.
-    pub shrink_to_image: bool,
-}
-
-impl Params {
-    /// `size`, `confidence` and `iou`, with the default cap and no shrinking.
-    pub fn new(size: u32, confidence: f32, iou: f32) -> Params {
-        Params { size, confidence, iou, max_detections: MAX_DETECTIONS, shrink_to_image: false }
-    }
-
-    /// The size asked of the network for an image of `width` x `height`.
-    pub fn size_for(&self, width: u32, height: u32) -> u32 {
-        if self.shrink_to_image { self.size.min(width.max(height).max(1)) } else { self.size }
     }
 }
 
@@ -443,15 +420,6 @@ fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use tract_onnx::tract_core::ops::cnn::conv::DirectSpatialConv;
-
-    #[test]
-    fn shrinking_runs_small_pictures_at_their_own_size_and_never_above_size() {
-        let shrink = Params { shrink_to_image: true, ..Params::new(640, 0.4, 0.45) };
-        assert_eq!(shrink.size_for(320, 320), 320);
-        assert_eq!(shrink.size_for(100, 60), 100);
-        assert_eq!(shrink.size_for(1280, 720), 640);
-        assert_eq!(Params::new(640, 0.4, 0.45).size_for(320, 320), 640);
-    }
 
     /// The fp32 model with our ops (of which only the max pool applies)
     /// and with tract's: the same outputs, bit for bit.

@@ -77,8 +77,23 @@ echo "key rules OK through both clients"
 "$python" docs/openapi.py --check
 start
 # (run from $cache: schemathesis keeps its state in ./.schemathesis)
-(cd "$cache" && timeout 300 venv/bin/schemathesis run "http://127.0.0.1:$port/openapi.json" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-    --exclude-path /v1/stream --phases examples,coverage,fuzzing --mode all \
-    --seed 16 --max-examples 25 --workers 2 --request-timeout 60 --no-shrink --warnings off)
+conformance() {
+    (cd "$cache" && timeout 300 venv/bin/schemathesis run "http://127.0.0.1:$port/openapi.json" \
+        --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+        --exclude-path /v1/stream --phases examples,coverage,fuzzing --mode all \
+        --seed 16 --max-examples 25 --workers 2 --request-timeout 60 --no-shrink --warnings off)
+}
+# Hypothesis describes its filters by parsing their source with `ast`, which
+# CPython 3.11 before 3.11.8 sometimes fails inside ("SystemError: AST
+# constructor recursion depth mismatch", seen once in a CI run, not again in
+# the next). That is schemathesis failing, not a finding about yolod: only
+# then is the run made again. Any check that fails fails here.
+if ! report=$(conformance 2>&1); then
+    echo "$report"
+    grep -q "SystemError: AST constructor recursion depth mismatch" <<<"$report" || exit 1
+    echo "schemathesis crashed inside Python's ast module; running it again"
+    conformance
+else
+    echo "$report"
+fi
 echo "deepstack clients and OpenAPI OK"

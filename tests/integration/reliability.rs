@@ -181,11 +181,13 @@ fn sighup_reloads_the_key_file_and_the_process_keeps_serving() {
     wait_stderr(&server, "yolod: reloaded", 2);
     assert!(server.stderr.lock().unwrap().contains("holds no key; the keys in force are kept"));
     assert_eq!(models("second-key"), 200);
-    // Many HUPs in a row: still there, still answering.
+    // Many HUPs in a row: still there, still answering. Signals sent while
+    // one is pending merge into it, so a busy machine may see only one
+    // more reload, not five (this waited for seven and timed out once).
     for _ in 0..5 {
         signal(&server, "HUP");
     }
-    wait_stderr(&server, "yolod: reloaded", 7);
+    wait_stderr(&server, "yolod: reloaded", 3);
     assert_eq!(get(&server.url("/healthz"), &[]).status, 200);
     assert!(!server.stderr.lock().unwrap().contains("stopping"), "{}", server.stderr.lock().unwrap());
 }
