@@ -23,6 +23,21 @@ pub struct Snapshot {
     pub image: Rgb,
 }
 
+/// A running camera as the API sees it: the capture's counters and the
+/// latest processed frame.
+pub struct Camera {
+    pub stats: Arc<CameraStats>,
+    /// The most recently processed frame and its detections, for `GET /v1/snapshot`.
+    pub last: Mutex<Option<Arc<Snapshot>>>,
+}
+
+impl Camera {
+    /// A camera about to start: no frame yet.
+    pub fn new(config: &CameraConfig) -> Arc<Camera> {
+        Arc::new(Camera { stats: Arc::new(CameraStats::new(config)), last: Mutex::new(None) })
+    }
+}
+
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Snapshot(frame {}, {} objects)", self.frame, self.objects.len())
@@ -53,10 +68,11 @@ pub fn run(
     job: CameraJob,
     engine: &Engine,
     sink: &Mutex<Sink>,
-    stats: Arc<CameraStats>,
+    camera: Arc<Camera>,
     stop: Arc<AtomicBool>,
     publish: &dyn Fn(&[u8]),
 ) {
+    let stats = camera.stats.clone();
     let latest = Arc::new(Latest::default());
     let capture = camera::spawn_capture(job.config.clone(), latest.clone(), stats.clone(), stop.clone());
     let min_gap = job.config.fps.filter(|f| *f > 0.0).map(|f| Duration::from_secs_f64(1.0 / f));
@@ -123,7 +139,7 @@ pub fn run(
                     objects: out.objects,
                     image: out.image,
                 });
-                *stats.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(snapshot.clone());
+                *camera.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(snapshot.clone());
                 if let Some(observer) = &job.observer {
                     observer.processed(&name, &snapshot, line.as_deref());
                 }

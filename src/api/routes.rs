@@ -130,7 +130,7 @@ fn readyz(state: &State) -> Response {
     let stopping = state.is_stopping();
     // Cameras do not decide readiness: the API serves without them. Their
     // state is in the body (and /metrics) for whoever watches them.
-    let cameras_down = state.cameras.iter().filter(|c| !c.connected.load(Ordering::SeqCst)).count();
+    let cameras_down = state.cameras.iter().filter(|c| !c.stats.connected.load(Ordering::SeqCst)).count();
     let ready = !stopping;
     let message = match (stopping, cameras_down) {
         (true, _) => "stopping",
@@ -142,6 +142,7 @@ fn readyz(state: &State) -> Response {
     let cameras: Vec<serde_json::Value> = state
         .cameras
         .iter()
+        .map(|c| &c.stats)
         .map(|c| {
             serde_json::json!({
                 "name": c.name,
@@ -175,7 +176,7 @@ fn stream(state: &State) -> Result<Response, ApiError> {
 fn snapshot(state: &State, query: &str) -> Result<Response, ApiError> {
     let wanted = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "camera").map(|(_, v)| v.into_owned());
     let camera = match &wanted {
-        Some(name) => state.cameras.iter().find(|c| &c.name == name || &c.source == name),
+        Some(name) => state.cameras.iter().find(|c| &c.stats.name == name || &c.stats.source == name),
         None => state.cameras.first(),
     }
     .ok_or_else(|| {
@@ -223,7 +224,7 @@ fn metrics_reply(state: &State) -> Response {
         ("yolod_uptime_seconds", "Seconds since start.", "gauge", String::new(), state.started.elapsed().as_secs_f64()),
         ("yolod_stream_clients", "Connected /v1/stream clients.", "gauge", String::new(), state.hub.clients() as f64),
     ];
-    for c in &state.cameras {
+    for c in state.cameras.iter().map(|c| &c.stats) {
         let src = metrics::label(&c.name);
         for (kind, counter) in
             [("captured", &c.captured), ("processed", &c.processed), ("dropped", &c.dropped), ("corrupt", &c.corrupt)]
@@ -238,7 +239,7 @@ fn metrics_reply(state: &State) -> Response {
             ));
         }
     }
-    for c in &state.cameras {
+    for c in state.cameras.iter().map(|c| &c.stats) {
         let labels = format!("{{camera=\"{}\"}}", metrics::label(&c.name));
         gauges.push((
             "yolod_camera_reconnects_total",
@@ -258,7 +259,7 @@ fn metrics_reply(state: &State) -> Response {
             failed as f64,
         ));
     }
-    for c in &state.cameras {
+    for c in state.cameras.iter().map(|c| &c.stats) {
         let labels = format!("{{camera=\"{}\"}}", metrics::label(&c.name));
         gauges.push((
             "yolod_camera_connected",

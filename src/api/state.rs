@@ -11,7 +11,7 @@ use super::fetch::UrlPolicy;
 use super::metrics::Metrics;
 use super::multipart;
 use super::stream::Hub;
-use crate::camera::CameraStats;
+use crate::camera_loop::Camera;
 use crate::engine::Engine;
 use crate::model::registry::Registry;
 
@@ -53,7 +53,7 @@ pub struct State {
     /// The API keys in force: `config.keys` at start, re-read on SIGHUP.
     pub keys: std::sync::RwLock<Keys>,
     /// Cameras this process reads (serve --camera).
-    pub cameras: Vec<Arc<CameraStats>>,
+    pub cameras: Vec<Arc<Camera>>,
     /// SSE clients of the camera log stream.
     pub hub: Hub,
     pub started: Instant,
@@ -68,7 +68,7 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(registry: Registry, engine: Engine, config: HttpConfig, cameras: Vec<Arc<CameraStats>>) -> State {
+    pub fn new(registry: Registry, engine: Engine, config: HttpConfig, cameras: Vec<Arc<Camera>>) -> State {
         // Each SSE client holds a handler slot: leave at least half for the API.
         let hub = Hub::new((config.http_threads / 2).max(1));
         State {

@@ -96,8 +96,6 @@ pub struct CameraStats {
     /// "MJPG 640x480" once negotiated.
     pub negotiated: Mutex<String>,
     pub last_error: Mutex<String>,
-    /// The most recently processed frame and its detections, for `GET /v1/snapshot`.
-    pub last: Mutex<Option<Arc<crate::camera_loop::Snapshot>>>,
 }
 
 /// The single-frame mailbox between capture and processing: latest wins.

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 
 use super::load_model;
-use crate::camera::CameraStats;
 use crate::camera_loop::{self, CameraJob};
 use crate::cli::CaptureArgs;
 use crate::config::CamerasConfig;
@@ -65,12 +64,13 @@ pub fn capture(args: CaptureArgs) -> Result<ExitCode> {
             }
         }
     });
-    let all_stats: Vec<Arc<CameraStats>> = std::thread::scope(|scope| {
+    let all_stats: Vec<_> = std::thread::scope(|scope| {
         jobs.into_iter()
             .map(|job| {
-                let stats = Arc::new(CameraStats::new(&job.config));
-                let (engine, sink, stop, s) = (&engine, &sink, stop.clone(), stats.clone());
-                scope.spawn(move || camera_loop::run(job, engine, sink, s, stop, &|_| {}));
+                let camera = camera_loop::Camera::new(&job.config);
+                let stats = camera.stats.clone();
+                let (engine, sink, stop) = (&engine, &sink, stop.clone());
+                scope.spawn(move || camera_loop::run(job, engine, sink, camera, stop, &|_| {}));
                 stats
             })
             .collect()

@@ -11,8 +11,7 @@ use anyhow::{Context, Result};
 
 use crate::api::server;
 use crate::api::state::State;
-use crate::camera::CameraStats;
-use crate::camera_loop;
+use crate::camera_loop::{self, Camera};
 use crate::cli::ServeArgs;
 use crate::config::{KeySources, ServeConfig};
 use crate::engine::Engine;
@@ -133,12 +132,11 @@ pub fn serve(args: ServeArgs, activated: Option<std::net::TcpListener>) -> Resul
     let models: Vec<String> = registry.all().iter().map(|m| m.info.id.clone()).collect();
     let (mut camera_jobs, sink) =
         super::capture::camera_jobs(config.cameras, &registry.default_model(), None, config.http.max_detections)?;
-    let camera_stats: Vec<Arc<CameraStats>> =
-        camera_jobs.iter().map(|j| Arc::new(CameraStats::new(&j.config))).collect();
+    let cameras: Vec<Arc<Camera>> = camera_jobs.iter().map(|j| Camera::new(&j.config)).collect();
     let publisher = match config.mqtt {
         Some(mqtt) => {
-            let cameras: Vec<String> = camera_stats.iter().map(|s| s.name.clone()).collect();
-            let publisher = Publisher::start(mqtt, &cameras)?;
+            let names: Vec<String> = cameras.iter().map(|c| c.stats.name.clone()).collect();
+            let publisher = Publisher::start(mqtt, &names)?;
             for job in &mut camera_jobs {
                 job.observer = Some(publisher.clone());
             }
@@ -146,7 +144,7 @@ pub fn serve(args: ServeArgs, activated: Option<std::net::TcpListener>) -> Resul
         }
         None => None,
     };
-    let state = Arc::new(State::new(registry, engine, config.http.clone(), camera_stats.clone()));
+    let state = Arc::new(State::new(registry, engine, config.http.clone(), cameras.clone()));
     if let Some(publisher) = &publisher {
         let _ = state.mqtt.set(publisher.clone());
     }
@@ -155,11 +153,11 @@ pub fn serve(args: ServeArgs, activated: Option<std::net::TcpListener>) -> Resul
     let camera_stop = Arc::new(AtomicBool::new(false));
     let camera_threads: Vec<_> = camera_jobs
         .into_iter()
-        .zip(camera_stats)
-        .map(|(job, stats)| {
+        .zip(cameras)
+        .map(|(job, camera)| {
             let (state, sink, stop) = (state.clone(), sink.clone(), camera_stop.clone());
             std::thread::spawn(move || {
-                camera_loop::run(job, &state.engine, &sink, stats, stop, &|line| state.hub.publish(line))
+                camera_loop::run(job, &state.engine, &sink, camera, stop, &|line| state.hub.publish(line))
             })
         })
         .collect();
