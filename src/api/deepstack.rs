@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::body;
 use super::error::{ApiError, echo};
 use super::http::{Request, Response};
-use super::routes;
+use super::reply;
 use super::state::State;
 use crate::model::registry::{LIST_ID, Registry};
 use crate::model::{Model, Params, Stage};
@@ -54,12 +54,12 @@ pub fn handle(state: &State, req: Request) -> Response {
     let path = req.target.split_once('?').map_or(req.target, |(path, _)| path);
     let method = req.method;
     let result = match path {
-        UPDATE => routes::check_method(method, "GET, HEAD")
-            .map(|()| routes::json(200, &UpdateAvailable { success: true, update_available: false })),
-        MODELS => routes::check_method(method, "GET, HEAD, POST").and_then(|()| models(state, req)),
-        DETECTION => routes::check_method(method, "POST").and_then(|()| detect(state, None, req)),
+        UPDATE => reply::check_method(method, "GET, HEAD")
+            .map(|()| reply::json(200, &UpdateAvailable { success: true, update_available: false })),
+        MODELS => reply::check_method(method, "GET, HEAD, POST").and_then(|()| models(state, req)),
+        DETECTION => reply::check_method(method, "POST").and_then(|()| detect(state, None, req)),
         p => match custom_name(p) {
-            Some(name) => routes::check_method(method, "POST").and_then(|()| detect(state, Some(name), req)),
+            Some(name) => reply::check_method(method, "POST").and_then(|()| detect(state, Some(name), req)),
             None => Err(ApiError::NoDeepStackRoute(echo(p))),
         },
     };
@@ -70,7 +70,7 @@ pub fn handle(state: &State, req: Request) -> Response {
         }
         let message = e.to_string();
         let error = DeepStackError { success: false, error: &message, duration: 0, predictions: [] };
-        routes::with_error_headers(routes::json(e.deepstack_status(), &error), &e)
+        reply::with_error_headers(reply::json(e.deepstack_status(), &error), &e)
     })
 }
 
@@ -86,7 +86,7 @@ impl Form {
     /// must match where keys are configured. Without keys, `api_key` is
     /// ignored (Frigate always sends an empty one).
     fn read(state: &State, req: Request) -> Result<Form, ApiError> {
-        let bytes = routes::read_body(state, req.body_len, req.body)?;
+        let bytes = reply::read_body(state, req.body_len, req.body)?;
         let parsed = body::parse(req.header("content-type"), &bytes, state.config.multipart);
         // The keys in force (SIGHUP re-reads the key file), as the HUB routes check.
         let keys = state.keys.read().unwrap_or_else(|e| e.into_inner());
@@ -109,7 +109,7 @@ fn models(state: &State, req: Request) -> Result<Response, ApiError> {
     Form::read(state, req)?;
     let all = state.registry.all();
     let models = all.iter().map(|m| m.info.id.as_str()).collect();
-    Ok(routes::json(200, &DeepStackModels { success: true, models }))
+    Ok(reply::json(200, &DeepStackModels { success: true, models }))
 }
 
 fn detect(state: &State, name: Option<&str>, req: Request) -> Result<Response, ApiError> {
@@ -129,7 +129,7 @@ fn detect(state: &State, name: Option<&str>, req: Request) -> Result<Response, A
         shrink_to_image: true,
         ..Params::new(model.info.input_size, confidence, Params::DEFAULT_IOU)
     };
-    let output = routes::run(state, &model, image, params)?;
+    let output = reply::run(state, &model, image, params)?;
     let json_start = Instant::now();
     let predictions = wire::deepstack_predictions(&output.objects, &model.info.names, output.width, output.height);
     let mut labels: Vec<&str> = Vec::new();
@@ -151,8 +151,8 @@ fn detect(state: &State, name: Option<&str>, req: Request) -> Result<Response, A
         message,
         duration: 0,
     };
-    let mut reply = routes::json(200, &answer);
-    routes::record_timings(state, &mut reply, output.timings, started, json_start);
+    let mut reply = reply::json(200, &answer);
+    reply::record_timings(state, &mut reply, output.timings, started, json_start);
     Ok(reply)
 }
 

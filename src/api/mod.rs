@@ -12,6 +12,7 @@ pub mod fetch;
 pub mod http;
 pub mod metrics;
 pub mod multipart;
+pub mod reply;
 pub mod routes;
 pub mod server;
 pub mod state;

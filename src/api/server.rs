@@ -130,7 +130,7 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["success"], false);
         assert!(body["message"].as_str().unwrap().starts_with("Internal error"));
-        let fine = guarded("test", || routes::json(200, &serde_json::json!({})));
+        let fine = guarded("test", || crate::api::reply::json(200, &serde_json::json!({})));
         assert_eq!(fine.status, 200);
     }
 }
