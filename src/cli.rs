@@ -107,8 +107,9 @@ pub enum Command {
 /// Which models to load besides the built-in yolov8n.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// An extra ONNX model to serve, under its file stem as MODEL_ID (repeatable).
-    #[arg(long = "model", value_name = "FILE", env = "YOLOD_MODEL", value_delimiter = ',')]
+    /// An extra ONNX model to serve, under its file stem as MODEL_ID
+    /// (repeatable; the variable takes a comma-separated list).
+    #[arg(long = "model", value_name = "FILE", env = "YOLOD_MODEL_FILES", value_delimiter = ',')]
     pub model_files: Vec<PathBuf>,
     /// Serve every *.onnx file in this directory, each under its file stem.
     #[arg(long, value_name = "DIR", env = "YOLOD_MODELS_DIR")]

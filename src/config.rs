@@ -66,13 +66,26 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
 }
 
+/// The variable `serve` read its extra model files from before
+/// `YOLOD_MODEL_FILES`; in `predict`, `capture` and `bench` it names the
+/// model to run.
+const OLD_MODEL_FILES: &str = "YOLOD_MODEL";
+
 pub fn sources(args: &ModelArgs, default: Option<String>) -> Sources {
-    Sources {
-        files: args.model_files.clone(),
-        dir: args.models_dir.clone(),
-        default,
-        embedded: Embedded::new(args.precision.precision),
+    let mut files = args.model_files.clone();
+    // Set in /etc/default/yolod (a conffile users have edited) it keeps
+    // working for one release, with a warning.
+    if files.is_empty() && std::env::var_os("YOLOD_MODEL_FILES").is_none() {
+        if let Some(old) = std::env::var_os(OLD_MODEL_FILES).filter(|v| !v.is_empty()) {
+            log::warn!(
+                "{OLD_MODEL_FILES} is read as YOLOD_MODEL_FILES (extra model files to serve); rename it: \
+                 {OLD_MODEL_FILES} will only name the model that predict, capture and bench run"
+            );
+            files =
+                old.to_string_lossy().split(',').filter(|f| !f.trim().is_empty()).map(|f| f.trim().into()).collect();
+        }
     }
+    Sources { files, dir: args.models_dir.clone(), default, embedded: Embedded::new(args.precision.precision) }
 }
 
 impl ServeConfig {

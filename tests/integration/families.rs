@@ -261,3 +261,16 @@ fn corrupt_and_foreign_model_files_stop_start_up_naming_them() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `serve`'s extra model files are YOLOD_MODEL_FILES; YOLOD_MODEL, their
+/// old name (the model `predict` runs), still works there, with a warning.
+#[test]
+fn model_files_come_from_yolod_model_files_and_the_old_name_warns() {
+    let file = fixture("models/families/yolov8-det.onnx");
+    for (var, warns) in [("YOLOD_MODEL_FILES", false), ("YOLOD_MODEL", true)] {
+        let out = std::process::Command::new(BIN).arg("models").env(var, &file).output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && stdout.contains("yolov8-det"), "{var}: {stdout}{stderr}");
+        assert_eq!(stderr.contains("YOLOD_MODEL is read as YOLOD_MODEL_FILES"), warns, "{var}: {stderr}");
+    }
+}
