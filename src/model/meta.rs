@@ -3,34 +3,8 @@
 
 use std::collections::HashMap;
 
+pub use crate::vision::Task;
 use crate::vision::outputs::Layout;
-
-/// What the model was trained to do; decides the extra fields in each object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
-    Detect,
-    Segment,
-    Pose,
-}
-
-impl Task {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Task::Detect => "detect",
-            Task::Segment => "segment",
-            Task::Pose => "pose",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Task> {
-        match s.trim() {
-            "detect" => Some(Task::Detect),
-            "segment" => Some(Task::Segment),
-            "pose" => Some(Task::Pose),
-            _ => None,
-        }
-    }
-}
 
 /// The architecture Ultralytics' `description` metadata names: "YOLO11n"
 /// from "Ultralytics YOLO11n model trained on coco.yaml".

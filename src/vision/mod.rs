@@ -10,6 +10,33 @@ pub mod nms;
 pub mod outputs;
 pub mod pose;
 
+/// What the model was trained to do; decides the extra fields in each object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    Detect,
+    Segment,
+    Pose,
+}
+
+impl Task {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Task::Detect => "detect",
+            Task::Segment => "segment",
+            Task::Pose => "pose",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Task> {
+        match s.trim() {
+            "detect" => Some(Task::Detect),
+            "segment" => Some(Task::Segment),
+            "pose" => Some(Task::Pose),
+            _ => None,
+        }
+    }
+}
+
 /// An axis-aligned box in pixel coordinates, corners `(x1, y1)` and `(x2, y2)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BBox {

@@ -8,8 +8,7 @@ use super::detect::{self, HeadMap};
 use super::letterbox::Letterbox;
 use super::mask::{self, Protos};
 use super::pose::{self, KeypointMap};
-use super::{BBox, Detection, Object, nms};
-use crate::model::Task;
+use super::{BBox, Detection, Object, Task, nms};
 
 /// One output tensor: its values (row-major) and its shape.
 #[derive(Debug, Clone, Copy)]
