@@ -11,6 +11,12 @@ one inference costs, by function and by kind of work.
         --target aarch64-unknown-linux-musl
     python3 bench/aarch64_profile.py [--model M] [--size 640] \\
         [--cpu cortex-a76] [--top 25]
+    python3 bench/aarch64_profile.py --around --precision int8 --size 320 \\
+        [--image zidane.jpg | --image F --format YUYV --frame-size 640x480]
+
+With --around it profiles the work around the network instead: decode or
+pixel conversion, letterbox, post-processing and JSON, per image (the
+whole `bench` run minus `--inference-only`, each 2 iterations minus 1).
 
 Deterministic like bench/aarch64_cost.sh (same CPU-part override); the
 totals match its per-inference counts. Needs qemu-user, the plugin's build
@@ -62,16 +68,26 @@ def entry_point(binary):
     return int(re.search(r"Entry point address:\s+0x([0-9a-f]+)", out).group(1), 16)
 
 
-def run(args, plugin, iterations, tmp):
+def run(args, plugin, iterations, tmp, inference_only=True):
     env = dict(os.environ, TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=CPU_PARTS.get(args.cpu, ""))
-    cmd = [args.bin, "bench", "--size", str(args.size), "--iterations", str(iterations), "--warmup", "0",
-           "--inference-only"]
+    cmd = [args.bin, "bench", "--size", str(args.size), "--iterations", str(iterations), "--warmup", "0"]
+    if inference_only:
+        cmd += ["--inference-only"]
     if args.model:
         cmd += ["--model", args.model]
     else:
         cmd += ["--precision", args.precision]
-    return run_command(args.qemu, args.cpu, plugin, cmd, os.path.join(tmp, str(iterations)), env=env,
-                       what=f"{iterations} iteration(s)")
+    if args.format:
+        cmd += ["--format", args.format]
+    if args.frame_size:
+        cmd += ["--frame-size", args.frame_size]
+    if args.convert_first:
+        cmd += ["--convert-first"]
+    if args.image:
+        cmd += [args.image]
+    what = f"{iterations} iteration(s){'' if inference_only else ', whole image'}"
+    prefix = os.path.join(tmp, f"{iterations}{'' if inference_only else '-whole'}")
+    return run_command(args.qemu, args.cpu, plugin, cmd, prefix, env=env, what=what)
 
 
 def run_command(qemu, cpu, plugin, cmd, prefix, env=None, qemu_args=(), what="run"):
@@ -111,6 +127,51 @@ def by_function(blocks, syms, load_bias):
     return totals
 
 
+# The stages around the network (--around), first match wins.
+STAGES = [
+    ("jpeg decode", r"zune_jpeg|jpeg"),
+    ("other decode", r"^image::|png|zune_|fdeflate|tiff|webp|gif"),
+    ("pixel conversion", r"camera::pixel|camera::Frame|to_rgb"),
+    ("letterbox", r"[Ll]etterbox|vision::sample"),
+    ("post-processing", r"vision::|model::Model::postprocess|nms"),
+    ("json", r"serde|wire::|ryu|itoa"),
+    ("copy / fill (libc)", r"^(memcpy|memmove|memset|__memcpy|__memset)"),
+    ("allocator", r"^(mi_|_mi_|malloc|free|calloc|realloc)|mimalloc"),
+]
+
+
+def around(args, plugin, syms, entry, tmp):
+    """Per image, the whole run minus the network alone, by function."""
+    per = {}
+    for inference_only in (False, True):
+        runs = {}
+        for iterations in (1, 2):
+            blocks = run(args, plugin, iterations, tmp, inference_only)
+            runs[iterations] = by_function(blocks, syms, blocks[0][0] - entry)
+        per[inference_only] = {n: runs[2].get(n, 0) - runs[1].get(n, 0) for n in set(runs[1]) | set(runs[2])}
+    whole, network = sum(per[False].values()), sum(per[True].values())
+    names = set(per[False]) | set(per[True])
+    rest = {n: per[False].get(n, 0) - per[True].get(n, 0) for n in names}
+    stages = defaultdict(int)
+    for name, n in rest.items():
+        stages[next((k for k, rx in STAGES if re.search(rx, name)), "other")] += n
+    what = args.image or "synthetic 810x1080 JPEG"
+    if args.format:
+        what += f" ({args.format} {args.frame_size or ''}{', converted first' if args.convert_first else ''})"
+    label = os.path.basename(args.model) if args.model else f"yolov8n {args.precision}"
+    print(f"{what}, {label}, size {args.size}, {args.cpu}, per image:")
+    print(f"  whole run {whole / 1e9:.4f} G, network alone (--inference-only) {network / 1e9:.4f} G")
+    print(f"  around the network {(whole - network) / 1e9:.4f} G = {100 * (whole - network) / network:.1f}% of the network")
+    print()
+    print(f"{'stage':<22} {'G':>8} {'% of net':>9}")
+    for stage, n in sorted(stages.items(), key=lambda kv: -kv[1]):
+        print(f"{stage:<22} {n / 1e9:8.4f} {100 * n / network:8.1f}%")
+    print()
+    print(f"{'G':>8} {'% of net':>9}  function")
+    for name, n in sorted(rest.items(), key=lambda kv: -kv[1])[: args.top]:
+        print(f"{n / 1e9:8.4f} {100 * n / network:8.1f}%  {short(name)}")
+
+
 def short(name, width=100):
     name = re.sub(r"::h[0-9a-f]{16}$", "", name)
     return name if len(name) <= width else name[: width - 3] + "..."
@@ -127,11 +188,23 @@ def main():
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--qemu", default="qemu-aarch64")
     ap.add_argument("--blocks", metavar="REGEX", help="also list the hottest blocks of the functions matching REGEX")
+    ap.add_argument("--around", action="store_true",
+                    help="profile the stages around the network instead (decode or conversion, letterbox, "
+                         "post-processing, JSON): the whole run minus --inference-only, per image")
+    ap.add_argument("--image", help="the image or raw frame bench runs on (default: its synthetic JPEG)")
+    ap.add_argument("--format", help="IMAGE is a raw frame in this fourcc (YUYV, NV12, I420, RGB3)")
+    ap.add_argument("--frame-size", help="the raw frame's WIDTHxHEIGHT")
+    ap.add_argument("--convert-first", action="store_true",
+                    help="a raw frame goes to full-size RGB before the letterbox, as before the one-pass path")
     args = ap.parse_args()
 
     plugin = subprocess.run([os.path.join(ROOT, "bench/qemu-insn/build.sh")], capture_output=True, text=True, check=True).stdout.split()[-1]
     syms = symbols(args.bin)
     entry = entry_point(args.bin)
+    if args.around:
+        with tempfile.TemporaryDirectory() as tmp:
+            around(args, plugin, syms, entry, tmp)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         runs, block_runs = {}, {}
         for iterations in (1, 2):

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::camera::{self, CameraConfig, CameraStats, Latest};
+use crate::engine::Picture;
 use crate::engine::{Engine, Input, Job, JobError};
-use crate::model::{Model, Params, Stage};
+use crate::model::{Model, Params};
 use crate::sink::{self, Emit, Filter, Sink};
 use crate::vision::Object;
-use crate::vision::decode::Rgb;
 use crate::wire::{self, FrameLine, Speed};
 
 /// The latest processed frame of a camera, as `/v1/snapshot` shows it.
@@ -20,7 +20,7 @@ pub struct Snapshot {
     pub frame: u64,
     pub model: Arc<Model>,
     pub objects: Vec<Object>,
-    pub image: Rgb,
+    pub image: Picture,
 }
 
 /// A running camera as the API sees it: the capture's counters and the
@@ -95,20 +95,17 @@ pub fn run(
         };
         let number = frame.number;
         last_start = Some(Instant::now());
-        let start = Instant::now();
-        let input = match frame.to_rgb() {
-            Ok(Some(rgb)) => Input::Rgb(rgb),
-            Ok(None) => Input::Encoded(frame.data),
-            Err(e) => {
-                corrupt_frame(&stats, &name, number, &e);
+        let result = engine.run(Job { model: job.model.clone(), input: Input::Frame(frame), params: job.params });
+        match &result {
+            Err(JobError::Decode(e)) => {
+                corrupt_frame(&stats, &name, number, e);
                 continue;
             }
-        };
-        let convert = start.elapsed();
-        let result = engine.run(Job { model: job.model.clone(), input, params: job.params });
-        if let Err(JobError::Decode(e)) = &result {
-            corrupt_frame(&stats, &name, number, e);
-            continue;
+            Err(JobError::ShortFrame(e)) => {
+                corrupt_frame(&stats, &name, number, e);
+                continue;
+            }
+            _ => {}
         }
         let processed = stats.processed.fetch_add(1, Ordering::SeqCst) + 1;
         let line = match result {
@@ -116,8 +113,7 @@ pub fn run(
                 let line = if !filter.pass(out.objects.iter().map(|o| o.detection.class)) {
                     None
                 } else {
-                    let mut timings = out.timings;
-                    timings[Stage::Decode] += convert;
+                    let timings = out.timings;
                     let line = FrameLine {
                         ts: sink::time::now_rfc3339(),
                         camera: &name,

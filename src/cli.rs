@@ -390,6 +390,19 @@ pub struct BenchArgs {
     /// The image to run on [default: a synthetic 810x1080 picture].
     #[arg(value_name = "IMAGE")]
     pub image: Option<PathBuf>,
+    /// Time IMAGE as a camera frame in this pixel format: a raw frame (with
+    /// --frame-size) is letterboxed in place; MJPG is a camera's JPEG, decoded
+    /// only as large as the network needs. E.g. a YUYV frame from
+    /// `ffmpeg -i in.jpg -s 640x480 -pix_fmt yuyv422 -f rawvideo frame.yuv`.
+    #[arg(long, value_name = "FOURCC", requires = "image")]
+    pub format: Option<crate::camera::pixel::FormatChoice>,
+    /// The raw frame's WIDTHxHEIGHT (rows packed, no padding).
+    #[arg(long = "frame-size", value_name = "WxH", value_parser = parse_frame_size)]
+    pub frame_size: Option<(u32, u32)>,
+    /// Time a raw frame the way yolod 0.1 read it, for comparison: converted
+    /// to a full-size RGB picture, then letterboxed.
+    #[arg(long, requires = "format")]
+    pub convert_first: bool,
 }
 
 /// Parses a byte count with an optional K/M/G (binary) suffix.

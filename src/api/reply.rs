@@ -46,6 +46,7 @@ pub fn run(state: &State, model: &Arc<Model>, image: Vec<u8>, params: Params) ->
         JobError::Decode(d) => ApiError::Image(d),
         JobError::SizeBudget(b) => ApiError::SizeBudget { retry_after: b.retry_after },
         JobError::Failed(detail) => ApiError::Internal(detail),
+        JobError::ShortFrame(e) => ApiError::Internal(e.to_string()),
     })
 }
 

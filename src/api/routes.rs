@@ -164,14 +164,21 @@ fn snapshot(state: &State, query: &str) -> Result<Response, ApiError> {
         })?,
         None => false,
     };
-    let jpeg = if annotate {
-        let mut picture = last.image.clone();
-        crate::annotate::draw(&mut picture, &last.objects, &last.model.info.names);
-        crate::annotate::to_jpeg(&picture)
-    } else {
-        crate::annotate::to_jpeg(&last.image)
-    }
-    .map_err(|e| ApiError::Internal(format!("jpeg: {e}")))?;
+    let jpeg = match &last.image {
+        // The camera's own JPEG, as it came: no decode, no second encode.
+        crate::engine::Picture::Jpeg { data, .. } if !annotate => data.clone(),
+        picture => {
+            let image = picture.to_rgb().map_err(|e| ApiError::Internal(e.to_string()))?;
+            if annotate {
+                let mut picture = image.into_owned();
+                crate::annotate::draw(&mut picture, &last.objects, &last.model.info.names);
+                crate::annotate::to_jpeg(&picture)
+            } else {
+                crate::annotate::to_jpeg(&image)
+            }
+            .map_err(|e| ApiError::Internal(format!("jpeg: {e}")))?
+        }
+    };
     Ok(Response::new(200, "image/jpeg", jpeg)
         .with_header("Cache-Control", "no-store")
         .with_header("X-Frame", last.frame.to_string()))
@@ -286,7 +293,7 @@ fn predict(state: &State, id: Option<&str>, query: &str, req: Request) -> Result
     let output = run(state, &model, image, args.params)?;
     let json_start = Instant::now();
     let mut reply = if args.annotate {
-        let mut picture = output.image;
+        let mut picture = output.image.into_rgb().map_err(|e| ApiError::Internal(e.to_string()))?;
         crate::annotate::draw(&mut picture, &output.objects, &model.info.names);
         let jpeg = crate::annotate::to_jpeg(&picture).map_err(|e| ApiError::Internal(format!("jpeg: {e}")))?;
         Response::new(200, "image/jpeg", jpeg)

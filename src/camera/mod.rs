@@ -64,6 +64,12 @@ impl Frame {
         }
         Ok(Some(Rgb { width: self.width, height: self.height, data: out }))
     }
+
+    /// The frame read in place, for the letterbox (None for MJPEG).
+    pub fn raw(&self) -> Result<Option<pixel::RawFrame<'_>>, pixel::ShortFrame> {
+        let (w, h, s) = (self.width as usize, self.height as usize, self.stride as usize);
+        pixel::RawFrame::new(self.format, &self.data, w, h, s)
+    }
 }
 
 /// What a source reports to the capture thread.

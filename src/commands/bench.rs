@@ -8,10 +8,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::load_model;
+use crate::camera::Frame;
+use crate::camera::pixel::{FormatChoice, PixelFormat, RawFrame};
 use crate::cli::BenchArgs;
+use crate::engine::{self, Picture};
+use crate::model::Model;
 use crate::model::Params;
 use crate::model::timings::{Stage, TOTAL, Timings};
-use crate::vision::decode::{self, DecodeLimits};
+use crate::vision::decode::{self, DecodeLimits, Reduced, Rgb};
+use crate::vision::letterbox::Source;
 use crate::wire;
 
 /// The table's columns: the stages of a prediction, the JSON answer, the whole run.
@@ -23,14 +28,16 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let load_start = Instant::now();
     let model = load_model(&args.inference.model, args.inference.precision.precision, args.inference.size)?;
     let load = load_start.elapsed();
-    let encoded = match &args.image {
+    let bytes = match &args.image {
         Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
         None => synthetic_jpeg(),
     };
+    let input = BenchInput::new(bytes, &args)?;
     let params = Params { size: args.inference.size, ..Params::default() };
     let limits = DecodeLimits::default();
-    let image = decode::decode(&encoded, limits).context("decoding the bench image")?;
-    let prepared = model.prepare(&image, params.size)?;
+    let decoded = input.decode(&model, &params, limits, args.convert_first).context("decoding the bench image")?;
+    let (width, height) = decoded.source().size();
+    let prepared = model.prepare(decoded.source(), params.size)?;
     // One row per run, a duration per column.
     let mut samples: Vec<Vec<Duration>> = Vec::with_capacity(args.iterations);
     let mut last_progress = Instant::now();
@@ -45,10 +52,10 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             t[Stage::Inference] = s.elapsed();
         } else {
             let s = Instant::now();
-            let image = decode::decode(&encoded, limits)?;
+            let decoded = input.decode(&model, &params, limits, args.convert_first)?;
             t[Stage::Decode] = s.elapsed();
             let s = Instant::now();
-            let prepared = model.prepare(&image, params.size)?;
+            let prepared = model.prepare(decoded.source(), params.size)?;
             t[Stage::Preprocess] = s.elapsed();
             let s = Instant::now();
             let outputs = model.infer(&prepared)?;
@@ -57,7 +64,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             let objects = model.postprocess(&prepared, &outputs, &params)?;
             t[Stage::Postprocess] = s.elapsed();
             let s = Instant::now();
-            let objects = wire::objects(&objects, &model.info.names, false, image.width, image.height);
+            let objects = wire::objects(&objects, &model.info.names, false, width, height);
             std::hint::black_box(wire::to_vec(&objects));
             json = s.elapsed();
         }
@@ -81,20 +88,22 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         let line = serde_json::json!({
             "runtime": "yolod", "model": model.info.id, "precision": model.info.precision,
             "size": size, "iterations": samples.len(), "inference_only": args.inference_only,
-            "load_ms": load.as_secs_f64() * 1e3, "stages_ms": stages,
+            "load_ms": load.as_secs_f64() * 1e3, "input": input.describe(width, height),
+            "stages_ms": stages,
         });
         writeln!(out, "{line}")?;
     } else {
         writeln!(
             out,
-            "model {} ({}), {}x{}, {} iterations after {} warm-up, load+optimise {:.0} ms",
+            "model {} ({}), {}x{}, {} iterations after {} warm-up, load+optimise {:.0} ms; {}",
             model.info.id,
             model.info.precision,
             size,
             size,
             samples.len(),
             args.warmup,
-            load.as_secs_f64() * 1e3
+            load.as_secs_f64() * 1e3,
+            input.describe(width, height),
         )?;
         writeln!(out, "{:<12} {:>9} {:>9} {:>9}", "stage (ms)", "min", "p50", "p90")?;
         for (i, name) in columns().enumerate() {
@@ -106,6 +115,68 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `bench` decodes each run: an encoded image (the API's path and a
+/// camera's MJPEG path), or a raw camera frame (the camera's conversion).
+enum BenchInput {
+    Encoded(Vec<u8>),
+    /// `--format MJPG`: a camera's JPEG, decoded as small as the letterbox allows.
+    CameraJpeg(Vec<u8>),
+    Frame(Frame),
+}
+
+impl BenchInput {
+    fn new(bytes: Vec<u8>, args: &BenchArgs) -> Result<BenchInput> {
+        let format = args.format.and_then(FormatChoice::pixel_format);
+        let Some(format) = format else {
+            return Ok(BenchInput::Encoded(bytes));
+        };
+        if format == PixelFormat::Mjpeg {
+            return Ok(BenchInput::CameraJpeg(bytes));
+        }
+        let (width, height) = args.frame_size.context("a raw frame (--format) needs its --frame-size WIDTHxHEIGHT")?;
+        Ok(BenchInput::Frame(Frame { number: 0, width, height, stride: 0, format, data: bytes }))
+    }
+
+    /// The stage the table calls `decode`, as the engine runs it: an image
+    /// is decoded to RGB; a raw frame is only checked, then read in place by
+    /// the letterbox (preprocess).
+    fn decode(&self, model: &Model, params: &Params, limits: DecodeLimits, convert_first: bool) -> Result<Decoded<'_>> {
+        Ok(match self {
+            BenchInput::Encoded(bytes) => Decoded::Rgb(decode::decode(bytes, limits)?),
+            BenchInput::CameraJpeg(bytes) => match engine::camera_jpeg(bytes.clone(), model, params, limits)? {
+                Picture::Jpeg { reduced, .. } => Decoded::Reduced(reduced),
+                picture => Decoded::Rgb(picture.into_rgb()?),
+            },
+            BenchInput::Frame(frame) if convert_first => Decoded::Rgb(frame.to_rgb()?.context("a raw frame")?),
+            BenchInput::Frame(frame) => Decoded::Raw(frame.raw()?.context("a raw frame")?),
+        })
+    }
+
+    fn describe(&self, width: u32, height: u32) -> String {
+        match self {
+            BenchInput::Encoded(bytes) => format!("{width}x{height} image, {} bytes", bytes.len()),
+            BenchInput::CameraJpeg(bytes) => format!("{width}x{height} camera JPEG, {} bytes", bytes.len()),
+            BenchInput::Frame(f) => format!("{width}x{height} {} frame", String::from_utf8_lossy(&f.format.fourcc())),
+        }
+    }
+}
+
+enum Decoded<'a> {
+    Rgb(Rgb),
+    Reduced(Reduced),
+    Raw(RawFrame<'a>),
+}
+
+impl Decoded<'_> {
+    fn source(&self) -> &dyn Source {
+        match self {
+            Decoded::Rgb(rgb) => rgb,
+            Decoded::Reduced(reduced) => reduced,
+            Decoded::Raw(raw) => raw,
+        }
+    }
 }
 
 /// min, p50, p90 of stage `i` in milliseconds (nearest rank).

@@ -51,13 +51,14 @@ pub fn predict(args: PredictArgs) -> Result<ExitCode> {
                 engine::process(job, DecodeLimits::default()).map_err(|e| format!("{}: {e}", path.display()))
             });
         match result {
-            Ok(mut out) => {
+            Ok(out) => {
                 let data = wire::objects(&out.objects, &model.info.names, args.normalize, out.width, out.height);
                 wire::write(&mut stdout, &Envelope { success: true, message: "Inference complete.", data })?;
                 if let Some(pictures) = &mut pictures {
-                    crate::annotate::draw(&mut out.image, &out.objects, &model.info.names);
+                    let mut picture = out.image.into_rgb()?;
+                    crate::annotate::draw(&mut picture, &out.objects, &model.info.names);
                     let target = pictures.path_for(path);
-                    let jpeg = crate::annotate::to_jpeg(&out.image).context("encoding the picture")?;
+                    let jpeg = crate::annotate::to_jpeg(&picture).context("encoding the picture")?;
                     std::fs::write(&target, jpeg).with_context(|| format!("writing {}", target.display()))?;
                     log::info!("drew {} objects on {}", out.objects.len(), target.display());
                 }

@@ -2,30 +2,18 @@
 //! optimises a plan per input size (bounded cache) and runs it.
 //! Nothing outside this module imports tract.
 
-// Output tensors it fills completely are allocated uninitialised.
-#[allow(unsafe_code)]
-pub mod activation;
 pub mod graph;
-#[allow(unsafe_code)]
-pub mod maxpool;
 pub mod meta;
 mod params;
 // Plan builds: single flight per size, a few kept, new sizes rationed.
 pub mod plans;
-// tract's packed matmul inputs are raw, aligned byte blobs.
-#[allow(unsafe_code)]
-pub mod pack;
-#[allow(unsafe_code)]
-pub mod patches;
 pub mod precision;
-#[allow(unsafe_code)]
-pub mod quantize;
 pub mod registry;
-#[allow(unsafe_code)]
-mod silu;
+pub mod rewrite;
 pub mod timings;
 
 pub use params::Params;
+use rewrite::OwnOps;
 pub use timings::{Stage, Timings};
 
 use std::sync::Arc;
@@ -37,8 +25,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
 use crate::vision::Object;
-use crate::vision::decode::Rgb;
-use crate::vision::letterbox::Letterbox;
+use crate::vision::letterbox::{Letterbox, Source};
 use crate::vision::outputs::{self, Layout};
 
 use graph::Head;
@@ -295,11 +282,8 @@ impl Model {
         let knobs = tract_onnx::tract_core::knobs::KnobScope::new(knobs.iter().copied())?;
         let mut optimized = knobs.enter(|| model.into_optimized())?;
         if own != OwnOps::None {
-            patches::replace_int8_im2col(&mut optimized)?;
-            pack::replace_int8_pack(&mut optimized)?;
-            quantize::replace_quantize_linear(&mut optimized)?;
-            activation::fuse_activations(&mut optimized, own == OwnOps::All)?;
-            maxpool::replace_max_pools(&mut optimized)?;
+            let report = rewrite::rewrite(&mut optimized, own)?;
+            log::debug!("{} at {size}: rewrote {report}", self.info.id);
             optimized = optimized.into_compact()?;
         }
         optimized.into_runnable()
@@ -307,9 +291,10 @@ impl Model {
 
     /// Runs the model on an upright RGB image: letterbox, inference, decode,
     /// NMS, masks or keypoints. Coordinates come back in the image's pixels, best first.
-    pub fn predict(&self, image: &Rgb, params: &Params, timings: &mut Timings) -> Result<Vec<Object>> {
+    pub fn predict(&self, image: &dyn Source, params: &Params, timings: &mut Timings) -> Result<Vec<Object>> {
         let start = Instant::now();
-        let prepared = self.prepare(image, params.size_for(image.width, image.height))?;
+        let (width, height) = image.size();
+        let prepared = self.prepare(image, params.size_for(width, height))?;
         timings[Stage::Preprocess] = start.elapsed();
         let start = Instant::now();
         let outputs = self.infer(&prepared)?;
@@ -321,13 +306,14 @@ impl Model {
     }
 
     /// Letterboxes `image` into the input tensor for `size` (and fetches its plan).
-    pub fn prepare(&self, image: &Rgb, size: u32) -> Result<Prepared> {
+    pub fn prepare(&self, image: &dyn Source, size: u32) -> Result<Prepared> {
         let size = self.network_size(size);
         let plan = self.plan(size)?;
-        let letterbox = Letterbox::new(image.width, image.height, size, size);
+        let (width, height) = image.size();
+        let letterbox = Letterbox::new(width, height, size, size);
         let s = size as usize;
         let mut input = vec![0f32; 3 * s * s];
-        letterbox.fill(&image.data, &mut input);
+        image.letterbox(&letterbox, &mut input);
         let input: Tensor = tract_ndarray::Array4::from_shape_vec((1, 3, s, s), input)?.into();
         Ok(Prepared { input: input.into_arc_tensor(), letterbox, plan })
     }
@@ -355,23 +341,6 @@ impl Model {
         };
         outputs::objects(self.layout, &tensors, &decoding, &prepared.letterbox)
     }
-}
-
-/// Which of tract's ops an int8 plan replaces with ours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OwnOps {
-    /// None: tract's plan as it optimises it.
-    None,
-    /// im2col, activation packing, QuantizeLinear and max pooling
-    /// ([`patches`], [`pack`], [`quantize`], [`maxpool`]), and each
-    /// convolution's rescale, SiLU and quantize
-    /// fused into one pass ([`activation`]) around tract's SiLU kernel:
-    /// the same values as tract's plan, bit for bit.
-    #[cfg_attr(not(test), allow(dead_code))]
-    Exact,
-    /// `Exact`, with our SiLU kernel ([`silu`]; NEON on aarch64, the same
-    /// values elsewhere): what runs.
-    All,
 }
 
 /// tract settings in force while a plan is optimised, by target
@@ -434,7 +403,7 @@ mod tests {
         let prepared = model.prepare(&image, 320).unwrap();
         let run = |own| {
             let plan = model.build_plan_with(320, own, &[]).unwrap();
-            let pools = plan.model().nodes().iter().filter(|n| n.op_is::<maxpool::MaxPool>()).count();
+            let pools = plan.model().nodes().iter().filter(|n| n.op_is::<rewrite::maxpool::MaxPool>()).count();
             let outputs = plan.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
             (
                 pools,

@@ -145,9 +145,12 @@ impl Shared {
 /// The frame with its detections drawn, as JPEG (empty if encoding failed:
 /// an empty retained message clears the old snapshot rather than keep a wrong one).
 fn annotated_jpeg(frame: &Snapshot) -> Vec<u8> {
-    let mut picture = frame.image.clone();
-    crate::annotate::draw(&mut picture, &frame.objects, &frame.model.info.names);
-    crate::annotate::to_jpeg(&picture).unwrap_or_else(|e| {
+    let picture = frame.image.to_rgb().map_err(|e| e.to_string()).and_then(|image| {
+        let mut picture = image.into_owned();
+        crate::annotate::draw(&mut picture, &frame.objects, &frame.model.info.names);
+        crate::annotate::to_jpeg(&picture).map_err(|e| e.to_string())
+    });
+    picture.unwrap_or_else(|e| {
         log::warn!("MQTT: snapshot of frame {} not encoded: {e}", frame.frame);
         Vec::new()
     })

@@ -83,6 +83,86 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Rgb, DecodeError> {
     Ok(Rgb { width, height, data: rgb.into_raw() })
 }
 
+/// A JPEG decoded at 1/2, 1/4 or 1/8 of its size in the DCT domain: the
+/// inverse DCT, upsampling and colour conversion run on a quarter (or less)
+/// of the pixels. Its `width` and `height` are the picture's full size, and
+/// boxes come out in those pixels; `rgb` is the smaller decode, which the
+/// letterbox reads as covering the same extent.
+#[derive(Debug, Clone)]
+pub struct Reduced {
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Rgb,
+}
+
+/// `bytes` decoded only as large as a letterbox needs: `scaled` gives, for a
+/// picture's full size, the size it is scaled to in the network's input.
+/// None when that saves nothing (a picture under twice that size), for a
+/// picture with EXIF data (it may need turning, which the full decode does),
+/// for CMYK and for formats other than JPEG: the caller decodes in full.
+/// The same checks as [`decode`] run first: emptiness, truncation and the
+/// pixel budget.
+pub fn decode_reduced(
+    bytes: &[u8],
+    limits: DecodeLimits,
+    scaled: impl Fn(u32, u32) -> (u32, u32),
+) -> Result<Option<Reduced>, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if image::guess_format(bytes).ok() != Some(image::ImageFormat::Jpeg) || has_exif(bytes) {
+        return Ok(None);
+    }
+    super::complete::check(image::ImageFormat::Jpeg, bytes).map_err(DecodeError::Truncated)?;
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.read_info().map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    let info = decoder.info().ok_or_else(|| DecodeError::Corrupt("JPEG without a frame header".into()))?;
+    let (width, height) = (info.width as u32, info.height as u32);
+    if width == 0 || height == 0 {
+        return Err(DecodeError::Corrupt(format!("image has no pixels ({width}x{height})")));
+    }
+    if width > limits.max_side || height > limits.max_side || width as u64 * height as u64 > limits.max_pixels {
+        return Err(DecodeError::TooLarge { width, height, max_pixels: limits.max_pixels, max_side: limits.max_side });
+    }
+    let grey = match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => false,
+        jpeg_decoder::PixelFormat::L8 => true,
+        _ => return Ok(None),
+    };
+    let (want_w, want_h) = scaled(width, height);
+    if want_w * 2 > width || want_h * 2 > height {
+        return Ok(None);
+    }
+    // The smallest of 1/8, 1/4, 1/2 that is at least the wanted size.
+    let (w, h) = decoder
+        .scale(want_w.min(u16::MAX as u32) as u16, want_h.min(u16::MAX as u32) as u16)
+        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    let data = decoder.decode().map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    let data = if grey { data.iter().flat_map(|&v| [v, v, v]).collect() } else { data };
+    let (w, h) = (w as u32, h as u32);
+    if data.len() != w as usize * h as usize * 3 {
+        return Err(DecodeError::Corrupt(format!("JPEG decoded to {} bytes for {w}x{h}", data.len())));
+    }
+    Ok(Some(Reduced { width, height, rgb: Rgb { width: w, height: h, data } }))
+}
+
+/// Whether the JPEG's header segments hold an EXIF block (APP1 "Exif").
+fn has_exif(bytes: &[u8]) -> bool {
+    let mut i = 2;
+    while i + 4 <= bytes.len() && bytes[i] == 0xFF {
+        let marker = bytes[i + 1];
+        if marker == 0xDA || marker == 0xD9 {
+            break;
+        }
+        let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        if marker == 0xE1 && bytes[i + 4..].starts_with(b"Exif\0") {
+            return true;
+        }
+        i += 2 + len;
+    }
+    false
+}
+
 fn classify(e: image::ImageError) -> DecodeError {
     match e {
         image::ImageError::Unsupported(_) => DecodeError::UnsupportedFormat,
@@ -144,6 +224,48 @@ mod tests {
             assert_eq!(e, DecodeError::Truncated("JPEG ended before its end marker"), "cut at {cut}");
             assert_eq!(e.to_string(), "image data is truncated or corrupt (JPEG ended before its end marker)");
         }
+    }
+
+    #[test]
+    fn a_large_jpeg_is_decoded_as_small_as_the_letterbox_needs() {
+        let zidane = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/zidane.jpg")).unwrap();
+        let limits = DecodeLimits::default();
+        let full = decode(&zidane, limits).unwrap();
+        // 1280x720 into 320: 320x180 is wanted, 1/4 gives it exactly.
+        let reduced = decode_reduced(&zidane, limits, |_, _| (320, 180)).unwrap().unwrap();
+        assert_eq!((reduced.width, reduced.height), (1280, 720));
+        assert_eq!((reduced.rgb.width, reduced.rgb.height), (320, 180));
+        // Into 640: 1/2.
+        let half = decode_reduced(&zidane, limits, |_, _| (640, 360)).unwrap().unwrap();
+        assert_eq!((half.rgb.width, half.rgb.height), (640, 360));
+        // The reduced picture is the full one, averaged: pixel (100, 50) of
+        // the 1/4 decode is near the mean of the 4x4 block it stands for.
+        let mean = |c: usize| {
+            let sum: u32 = (200..204)
+                .flat_map(|y| (400..404).map(move |x| (y, x)))
+                .map(|(y, x)| full.data[(y * 1280 + x) * 3 + c] as u32)
+                .sum();
+            sum as f32 / 16.0
+        };
+        for c in 0..3 {
+            let got = reduced.rgb.data[(50 * 320 + 100) * 3 + c] as f32;
+            assert!((got - mean(c)).abs() < 12.0, "channel {c}: {got} vs {}", mean(c));
+        }
+        // Nothing to save under twice the size; other formats and EXIF go the full way.
+        assert!(decode_reduced(&zidane, limits, |_, _| (641, 361)).unwrap().is_none());
+        let img = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(64, 64, Px([1, 2, 3])));
+        assert!(decode_reduced(&encode(img, ImageFormat::Png), limits, |_, _| (8, 8)).unwrap().is_none());
+        let mut exif = zidane[..2].to_vec();
+        exif.extend_from_slice(&[0xFF, 0xE1, 0x00, 0x08]);
+        exif.extend_from_slice(b"Exif\0\0");
+        exif.extend_from_slice(&zidane[2..]);
+        assert!(decode_reduced(&exif, limits, |_, _| (320, 180)).unwrap().is_none());
+        // The same checks as the full decode.
+        let cut = decode_reduced(&zidane[..20_000], limits, |_, _| (320, 180)).unwrap_err();
+        assert_eq!(cut, DecodeError::Truncated("JPEG ended before its end marker"));
+        let tight = DecodeLimits { max_pixels: 1000, max_side: 1000 };
+        assert!(matches!(decode_reduced(&zidane, tight, |_, _| (320, 180)), Err(DecodeError::TooLarge { .. })));
+        assert_eq!(decode_reduced(b"", limits, |_, _| (1, 1)).unwrap_err(), DecodeError::Empty);
     }
 
     #[test]

@@ -68,25 +68,126 @@ impl Letterbox {
     /// centres, like OpenCV's `INTER_LINEAR`, so boxes match the reference.
     pub fn fill(&self, rgb: &[u8], out: &mut [f32]) {
         let (sw, sh) = (self.src_w as usize, self.src_h as usize);
-        let (dw, dh) = (self.dst_w as usize, self.dst_h as usize);
         assert_eq!(rgb.len(), sw * sh * 3, "source buffer does not match its size");
+        self.fill_from(&PackedRgb { data: rgb, width: sw }, (sw, sh), out);
+    }
+
+    /// [`fill`](Self::fill) from any [`Sample`] source, whose `grid` of
+    /// pixels covers the picture: the source size, or a smaller decode of
+    /// it. The four taps of each output pixel are blended in the source's own
+    /// colour space, and [`Sample::finish`] turns the blend into RGB 0..255.
+    /// A camera frame is read in place, with no RGB copy of it.
+    pub fn fill_from<S: Sample>(&self, src: &S, grid: (usize, usize), out: &mut [f32]) {
+        let (sw, sh) = grid;
+        let (dw, dh) = (self.dst_w as usize, self.dst_h as usize);
         assert_eq!(out.len(), 3 * dw * dh, "input buffer does not match the network size");
         out.fill(PAD_VALUE as f32 / 255.0);
         let plane = dw * dh;
+        let (left, top) = (self.pad_left as usize, self.pad_top as usize);
+        let (r, rest) = out.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        if (sw, sh) == (self.scaled_w as usize, self.scaled_h as usize) {
+            // One source pixel per input pixel (a JPEG decoded to exactly the
+            // letterbox's size, a frame at the network's size): every tap
+            // weight is 0, so the blend is the pixel itself.
+            for y in 0..sh {
+                let base = (top + y) * dw + left;
+                src.copy_row(y, [&mut r[base..base + sw], &mut g[base..base + sw], &mut b[base..base + sw]]);
+            }
+            return;
+        }
         let xs = taps(sw, self.scaled_w as usize);
         let ys = taps(sh, self.scaled_h as usize);
-        let (left, top) = (self.pad_left as usize, self.pad_top as usize);
         for (dy, &(y0, y1, wy)) in ys.iter().enumerate() {
-            let row0 = &rgb[y0 * sw * 3..(y0 + 1) * sw * 3];
-            let row1 = &rgb[y1 * sw * 3..(y1 + 1) * sw * 3];
             let base = (top + dy) * dw + left;
+            let (r, g, b) = (&mut r[base..], &mut g[base..], &mut b[base..]);
             for (dx, &(x0, x1, wx)) in xs.iter().enumerate() {
+                let (p00, p01) = (src.at(x0, y0), src.at(x1, y0));
+                let (p10, p11) = (src.at(x0, y1), src.at(x1, y1));
+                let mut v = [0f32; 3];
                 for c in 0..3 {
-                    let a = row0[x0 * 3 + c] as f32 + (row0[x1 * 3 + c] as f32 - row0[x0 * 3 + c] as f32) * wx;
-                    let b = row1[x0 * 3 + c] as f32 + (row1[x1 * 3 + c] as f32 - row1[x0 * 3 + c] as f32) * wx;
-                    out[c * plane + base + dx] = (a + (b - a) * wy) * (1.0 / 255.0);
+                    let top = p00[c] + (p01[c] - p00[c]) * wx;
+                    let bottom = p10[c] + (p11[c] - p10[c]) * wx;
+                    v[c] = top + (bottom - top) * wy;
                 }
+                let [vr, vg, vb] = src.finish(v);
+                r[dx] = vr * (1.0 / 255.0);
+                g[dx] = vg * (1.0 / 255.0);
+                b[dx] = vb * (1.0 / 255.0);
             }
+        }
+    }
+}
+
+/// A picture the network's input is filled from: decoded RGB, or a raw
+/// camera frame read in place.
+pub trait Source {
+    /// Width and height in pixels, upright.
+    fn size(&self) -> (u32, u32);
+    /// Fills `out` as [`Letterbox::fill`] does; `letterbox` was made for [`size`](Self::size).
+    fn letterbox(&self, letterbox: &Letterbox, out: &mut [f32]);
+}
+
+impl Source for super::decode::Rgb {
+    fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    fn letterbox(&self, letterbox: &Letterbox, out: &mut [f32]) {
+        letterbox.fill(&self.data, out);
+    }
+}
+
+impl Source for super::decode::Reduced {
+    fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    fn letterbox(&self, letterbox: &Letterbox, out: &mut [f32]) {
+        let grid = (self.rgb.width as usize, self.rgb.height as usize);
+        letterbox.fill_from(&PackedRgb { data: &self.rgb.data, width: grid.0 }, grid, out);
+    }
+}
+
+/// A picture the letterbox reads pixel by pixel: an RGB buffer, or a camera
+/// frame in its own pixel format (`camera::pixel`).
+pub trait Sample {
+    /// The three channels of the pixel at column `x`, row `y`, as they are
+    /// stored (RGB, or Y, Cb, Cr), 0..255.
+    fn at(&self, x: usize, y: usize) -> [f32; 3];
+    /// The blend of four [`at`](Self::at) values as RGB 0..255. Bilinear
+    /// blending is linear, so blending Y, Cb and Cr and converting once is
+    /// converting each tap and blending, up to the clamp and rounding.
+    fn finish(&self, v: [f32; 3]) -> [f32; 3] {
+        v
+    }
+
+    /// Row `y` as RGB 0..1 into three planes' rows (as long as the row).
+    fn copy_row(&self, y: usize, [r, g, b]: [&mut [f32]; 3]) {
+        for (x, ((r, g), b)) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()).enumerate() {
+            let [vr, vg, vb] = self.finish(self.at(x, y));
+            (*r, *g, *b) = (vr * (1.0 / 255.0), vg * (1.0 / 255.0), vb * (1.0 / 255.0));
+        }
+    }
+}
+
+/// Rows of packed RGB8.
+pub struct PackedRgb<'a> {
+    pub data: &'a [u8],
+    pub width: usize,
+}
+
+impl Sample for PackedRgb<'_> {
+    #[inline]
+    fn at(&self, x: usize, y: usize) -> [f32; 3] {
+        let i = (y * self.width + x) * 3;
+        [self.data[i] as f32, self.data[i + 1] as f32, self.data[i + 2] as f32]
+    }
+
+    fn copy_row(&self, y: usize, [r, g, b]: [&mut [f32]; 3]) {
+        let row = &self.data[y * self.width * 3..(y + 1) * self.width * 3];
+        for (px, ((r, g), b)) in row.chunks_exact(3).zip(r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut())) {
+            (*r, *g, *b) = (px[0] as f32 * (1.0 / 255.0), px[1] as f32 * (1.0 / 255.0), px[2] as f32 * (1.0 / 255.0));
         }
     }
 }
@@ -163,6 +264,21 @@ mod tests {
         lb.fill(&rgb, &mut out);
         assert!((out[0] * 255.0 - 50.0).abs() < 1e-3);
         assert!((out[1] * 255.0 - 225.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_picture_of_exactly_the_scaled_size_is_copied_pixel_for_pixel() {
+        let rgb: Vec<u8> = (0..4 * 2 * 3).map(|i| (i * 10) as u8).collect();
+        let lb = Letterbox::new(4, 2, 4, 4);
+        assert_eq!((lb.scaled_w, lb.scaled_h, lb.pad_top), (4, 2, 1));
+        let mut out = vec![0.0; 3 * 16];
+        lb.fill(&rgb, &mut out);
+        for (i, px) in rgb.chunks(3).enumerate() {
+            for c in 0..3 {
+                assert_eq!(out[c * 16 + 4 + i], px[c] as f32 * (1.0 / 255.0), "pixel {i} channel {c}");
+            }
+        }
+        assert_eq!(out[0], PAD_VALUE as f32 / 255.0);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 # IoU >= 0.95, |confidence difference| <= 0.02, object for object.
 # fp32 at 640 and 320 on a cortex-a76; the built-in model under --precision
 # auto, which is int8 on a cortex-a76 (dot-product kernels, K4 panels of our
-# own int8 patches, src/model/patches.rs) and fp32 on a cortex-a72; and the
+# own int8 patches, src/model/rewrite/patches/) and fp32 on a cortex-a72; and the
 # int8 file on a cortex-a72 (k-major panels).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -123,6 +123,19 @@ fn an_exec_command_is_a_camera_and_a_bad_one_beside_it_stops_nothing() {
     assert!(server.stderr.lock().unwrap().contains("camera yolod-no-such-command: command not found"));
     let metrics = String::from_utf8(get(&server.url("/metrics"), &[]).body).unwrap();
     assert!(metrics.contains("yolod_camera_connected{camera=\"ffmpeg\"} 1"), "{metrics}");
+    // The network read the frame decoded at 1/2 in the DCT domain, but the
+    // snapshot is the camera's own JPEG at full size (ffmpeg's encoder
+    // signs it "Lavc"), and the annotated one is drawn on a full decode.
+    let plain = get(&server.url("/v1/snapshot?camera=ffmpeg"), &[]);
+    assert_eq!(plain.status, 200);
+    assert!(plain.body.windows(4).any(|w| w == b"Lavc"), "not the camera's JPEG");
+    let annotated = get(&server.url("/v1/snapshot?camera=ffmpeg&annotate=true"), &[]);
+    assert_eq!(annotated.status, 200);
+    assert!(!annotated.body.windows(4).any(|w| w == b"Lavc"), "not drawn on");
+    for jpeg in [&plain.body, &annotated.body] {
+        let picture = image::load_from_memory(jpeg).unwrap();
+        assert_eq!((picture.width(), picture.height()), (810, 1080));
+    }
 }
 
 #[test]

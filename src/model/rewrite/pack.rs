@@ -197,7 +197,7 @@ mod tests {
                         let value = value.downcast_ref::<EagerPackedInput>().unwrap();
                         let mut bytes = value.packed.as_bytes().to_vec();
                         if let Layout::KMajor { r, panel_len, .. } = ours.layout {
-                            bytes = crate::model::patches::k_major_as_laid(&bytes, k, mn, r, panel_len);
+                            bytes = crate::model::rewrite::patches::k_major_as_laid(&bytes, k, mn, r, panel_len);
                         }
                         expected.push((bytes, value.panel_bytes, value.mn));
                     }

@@ -279,5 +279,4 @@ fn split_params(s: &str) -> Option<(&str, Vec<(String, String)>)> {
 }
 
 #[cfg(test)]
-#[path = "multipart_tests.rs"]
 mod tests;

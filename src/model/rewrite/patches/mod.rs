@@ -479,5 +479,4 @@ pub(super) fn k_major_as_laid(tracts: &[u8], k: usize, n: usize, r: usize, panel
 }
 
 #[cfg(test)]
-#[path = "patches_tests.rs"]
 mod tests;

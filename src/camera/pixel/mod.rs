@@ -2,6 +2,8 @@
 //! with BT.601 limited-range coefficients (what UVC webcams send), and RGB24
 //! with a row stride. Pure code; MJPEG goes through the image decoder instead.
 
+use crate::vision::letterbox::{Letterbox, Sample, Source};
+
 /// A frame layout the camera negotiated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelFormat {
@@ -199,6 +201,166 @@ pub fn rgb24_to_rgb(
     Ok(())
 }
 
+/// BT.601 limited-range Y, Cb, Cr (0..255, as floats) to RGB 0..255: the
+/// float twin of the fixed-point conversion above, for [`Sample::finish`].
+#[inline]
+fn ycbcr_f32([y, cb, cr]: [f32; 3]) -> [f32; 3] {
+    let c = (y - 16.0) * 1.164;
+    let (d, e) = (cb - 128.0, cr - 128.0);
+    [
+        (c + 1.596 * e).clamp(0.0, 255.0),
+        (c - 0.392 * d - 0.813 * e).clamp(0.0, 255.0),
+        (c + 2.017 * d).clamp(0.0, 255.0),
+    ]
+}
+
+/// A raw frame read in place by the letterbox (`vision::letterbox::Source`):
+/// the bytes were checked against the layout when it was made.
+pub struct RawFrame<'a> {
+    width: u32,
+    height: u32,
+    layout: Layout<'a>,
+}
+
+enum Layout<'a> {
+    Yuyv(Yuyv<'a>),
+    Nv12(Nv12<'a>),
+    I420(I420<'a>),
+    Rgb24(Rgb24<'a>),
+}
+
+impl<'a> RawFrame<'a> {
+    /// The frame's layout over `data`, or why the bytes do not hold it.
+    /// None for MJPEG, which the image decoder reads.
+    pub fn new(
+        format: PixelFormat,
+        data: &'a [u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+    ) -> Result<Option<RawFrame<'a>>, ShortFrame> {
+        let layout = match format {
+            PixelFormat::Mjpeg => return Ok(None),
+            PixelFormat::Yuyv => {
+                let stride = stride.max(width * 2);
+                check(data, format, width, height, stride, stride * (height.max(1) - 1) + width * 2)?;
+                Layout::Yuyv(Yuyv { data, stride, width })
+            }
+            PixelFormat::Nv12 => {
+                let stride = stride.max(width);
+                let need = stride * height + stride * (height.div_ceil(2).max(1) - 1) + width.div_ceil(2) * 2;
+                check(data, format, width, height, stride, need)?;
+                let (luma, chroma) = data.split_at(stride * height);
+                Layout::Nv12(Nv12 { luma, chroma, stride })
+            }
+            PixelFormat::I420 => {
+                check(data, format, width, height, stride, i420_frame_len(width, height, stride))?;
+                let stride = stride.max(width);
+                let cstride = (stride / 2).max(width.div_ceil(2));
+                let (luma, chroma) = data.split_at(stride * height);
+                let (cb, cr) = chroma.split_at(cstride * height.div_ceil(2));
+                Layout::I420(I420 { luma, cb, cr, stride, cstride })
+            }
+            PixelFormat::Rgb24 => {
+                let stride = stride.max(width * 3);
+                check(data, format, width, height, stride, stride * (height.max(1) - 1) + width * 3)?;
+                Layout::Rgb24(Rgb24 { data, stride })
+            }
+        };
+        Ok(Some(RawFrame { width: width as u32, height: height as u32, layout }))
+    }
+}
+
+impl Source for RawFrame<'_> {
+    fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// One pass from the frame's own bytes into the network's input (see
+    /// [`Letterbox::fill_from`]), with no RGB copy of the frame.
+    fn letterbox(&self, letterbox: &Letterbox, out: &mut [f32]) {
+        let grid = (self.width as usize, self.height as usize);
+        match &self.layout {
+            Layout::Yuyv(f) => letterbox.fill_from(f, grid, out),
+            Layout::Nv12(f) => letterbox.fill_from(f, grid, out),
+            Layout::I420(f) => letterbox.fill_from(f, grid, out),
+            Layout::Rgb24(f) => letterbox.fill_from(f, grid, out),
+        }
+    }
+}
+
+/// YUYV: Y0 U Y1 V per pixel pair (an odd last pixel has no V: 128).
+pub struct Yuyv<'a> {
+    data: &'a [u8],
+    stride: usize,
+    width: usize,
+}
+
+impl Sample for Yuyv<'_> {
+    #[inline]
+    fn at(&self, x: usize, y: usize) -> [f32; 3] {
+        let row = &self.data[y * self.stride..];
+        let pair = (x / 2) * 4;
+        let v = if (x | 1) < self.width { row[pair + 3] } else { 128 };
+        [row[2 * x] as f32, row[pair + 1] as f32, v as f32]
+    }
+    fn finish(&self, v: [f32; 3]) -> [f32; 3] {
+        ycbcr_f32(v)
+    }
+}
+
+/// NV12: a Y plane, then Cb Cr interleaved at half resolution.
+pub struct Nv12<'a> {
+    luma: &'a [u8],
+    chroma: &'a [u8],
+    stride: usize,
+}
+
+impl Sample for Nv12<'_> {
+    #[inline]
+    fn at(&self, x: usize, y: usize) -> [f32; 3] {
+        let c = (y / 2) * self.stride + (x / 2) * 2;
+        [self.luma[y * self.stride + x] as f32, self.chroma[c] as f32, self.chroma[c + 1] as f32]
+    }
+    fn finish(&self, v: [f32; 3]) -> [f32; 3] {
+        ycbcr_f32(v)
+    }
+}
+
+/// I420: Y, Cb and Cr planes, chroma at half resolution.
+pub struct I420<'a> {
+    luma: &'a [u8],
+    cb: &'a [u8],
+    cr: &'a [u8],
+    stride: usize,
+    cstride: usize,
+}
+
+impl Sample for I420<'_> {
+    #[inline]
+    fn at(&self, x: usize, y: usize) -> [f32; 3] {
+        let c = (y / 2) * self.cstride + x / 2;
+        [self.luma[y * self.stride + x] as f32, self.cb[c] as f32, self.cr[c] as f32]
+    }
+    fn finish(&self, v: [f32; 3]) -> [f32; 3] {
+        ycbcr_f32(v)
+    }
+}
+
+/// Packed RGB24 rows with a stride.
+pub struct Rgb24<'a> {
+    data: &'a [u8],
+    stride: usize,
+}
+
+impl Sample for Rgb24<'_> {
+    #[inline]
+    fn at(&self, x: usize, y: usize) -> [f32; 3] {
+        let i = y * self.stride + x * 3;
+        [self.data[i] as f32, self.data[i + 1] as f32, self.data[i + 2] as f32]
+    }
+}
+
 fn check(
     data: &[u8],
     format: PixelFormat,
@@ -214,101 +376,4 @@ fn check(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Reference BT.601 limited-range conversion in floating point.
-    fn reference(y: u8, cb: u8, cr: u8) -> [u8; 3] {
-        let (y, cb, cr) = (y as f64 - 16.0, cb as f64 - 128.0, cr as f64 - 128.0);
-        let c = |v: f64| v.round().clamp(0.0, 255.0) as u8;
-        [c(1.164 * y + 1.596 * cr), c(1.164 * y - 0.392 * cb - 0.813 * cr), c(1.164 * y + 2.017 * cb)]
-    }
-
-    #[test]
-    fn fixed_point_matches_the_float_reference_within_one_level() {
-        for y in (0..=255).step_by(5) {
-            for cb in (0..=255).step_by(15) {
-                for cr in (0..=255).step_by(15) {
-                    let (got, want) = (ycbcr(y, cb, cr), reference(y, cb, cr));
-                    for i in 0..3 {
-                        assert!((got[i] as i32 - want[i] as i32).abs() <= 1, "{y},{cb},{cr}: {got:?} vs {want:?}");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn known_colours_from_yuyv() {
-        // Black, white, and BT.601 red (Y=81, Cb=90, Cr=240) and blue (41, 240, 110).
-        let frame = [16, 128, 235, 128, 81, 90, 81, 240, 41, 240, 41, 110];
-        let mut out = Vec::new();
-        yuyv_to_rgb(&frame, 6, 1, 12, &mut out).unwrap();
-        assert_eq!(&out[0..3], &[0, 0, 0]);
-        assert_eq!(&out[3..6], &[255, 255, 255]);
-        assert!(out[6] > 250 && out[7] < 5 && out[8] < 5, "red {:?}", &out[6..9]);
-        assert!(out[15] < 5 && out[16] < 5 && out[17] > 250, "blue {:?}", &out[15..18]);
-    }
-
-    #[test]
-    fn yuyv_honours_the_stride() {
-        // 2x2 pixels, each row padded to 8 bytes with garbage.
-        let frame = [16, 128, 16, 128, 9, 9, 9, 9, 235, 128, 235, 128, 9, 9, 9, 9];
-        let mut out = Vec::new();
-        yuyv_to_rgb(&frame, 2, 2, 8, &mut out).unwrap();
-        assert_eq!(out, vec![0, 0, 0, 0, 0, 0, 255, 255, 255, 255, 255, 255]);
-    }
-
-    #[test]
-    fn i420_skips_row_padding_and_reads_each_chroma_plane() {
-        // 2x2 picture, rows padded to 4 bytes (chroma rows to 2): grey, with
-        // Cb high (blue) and Cr low in the one chroma sample.
-        let data = [16, 235, 9, 9, 81, 145, 9, 9, 240, 9, 16, 9];
-        assert_eq!(i420_frame_len(2, 2, 4), data.len());
-        let mut out = Vec::new();
-        i420_to_rgb(&data, 2, 2, 4, &mut out).unwrap();
-        let expected: Vec<u8> = [16u8, 235, 81, 145].iter().flat_map(|&y| ycbcr(y, 240, 16)).collect();
-        assert_eq!(out, expected);
-        assert!(i420_to_rgb(&data[..11], 2, 2, 4, &mut out).is_err());
-    }
-
-    #[test]
-    fn nv12_shares_chroma_between_2x2_blocks() {
-        // 4x2 luma, stride 4, then one chroma row: (Cb, Cr) = red's, then blue's.
-        let frame = [81, 81, 41, 41, 81, 81, 41, 41, 90, 240, 240, 110];
-        let mut out = Vec::new();
-        nv12_to_rgb(&frame, 4, 2, 4, &mut out).unwrap();
-        for px in [0, 1, 4, 5] {
-            assert_eq!(out[px * 3..px * 3 + 3], reference(81, 90, 240), "pixel {px}");
-        }
-        for px in [2, 3, 6, 7] {
-            assert_eq!(out[px * 3..px * 3 + 3], reference(41, 240, 110), "pixel {px}");
-        }
-    }
-
-    #[test]
-    fn rgb24_drops_row_padding_and_short_frames_are_refused() {
-        let frame = [1, 2, 3, 4, 5, 6, 0, 0, 7, 8, 9, 10, 11, 12, 0, 0];
-        let mut out = Vec::new();
-        rgb24_to_rgb(&frame, 2, 2, 8, &mut out).unwrap();
-        assert_eq!(out, (1..=12).collect::<Vec<u8>>());
-        assert!(rgb24_to_rgb(&frame[..10], 2, 2, 8, &mut out).is_err());
-        assert!(yuyv_to_rgb(&[0; 7], 2, 2, 4, &mut out).is_err());
-        assert!(nv12_to_rgb(&[0; 5], 2, 2, 2, &mut out).is_err());
-    }
-
-    #[test]
-    fn formats_parse_from_fourcc_and_flags() {
-        assert_eq!(PixelFormat::from_fourcc(b"JPEG"), Some(PixelFormat::Mjpeg));
-        use clap::ValueEnum;
-        let parse = |s| FormatChoice::from_str(s, true).ok().map(FormatChoice::pixel_format);
-        assert_eq!(parse("auto"), Some(None));
-        assert_eq!(parse("yuyv"), Some(Some(PixelFormat::Yuyv)));
-        assert_eq!(parse("RGB3"), Some(Some(PixelFormat::Rgb24)));
-        assert_eq!(parse("rgb24"), Some(Some(PixelFormat::Rgb24)));
-        assert_eq!(parse("jpeg"), Some(Some(PixelFormat::Mjpeg)));
-        assert_eq!(parse("i420"), Some(Some(PixelFormat::I420)));
-        assert_eq!(parse("YU12"), Some(Some(PixelFormat::I420)));
-        assert_eq!(parse("H264"), None);
-    }
-}
+mod tests;

@@ -261,3 +261,93 @@ impl TypedOp for Activation {
 
     as_op!();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 3 channels of 70x70 accumulators (each channel crosses a CHUNK
+    /// boundary), with a bias and a scale per channel.
+    fn accumulators() -> (Tensor, Vec<i32>, Vec<f32>) {
+        let mut seed = 0x9e37_79b9_u32;
+        let values: Vec<i32> = (0..3 * 70 * 70)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                (seed % 20_001) as i32 - 10_000
+            })
+            .collect();
+        let acc = tract_onnx::tract_core::ndarray::Array4::from_shape_vec((1, 3, 70, 70), values).unwrap();
+        (acc.into(), vec![5, -7, 3_000], vec![0.001, 0.0005, 0.0002])
+    }
+
+    fn run(op: Activation, acc: &Tensor) -> Tensor {
+        let mut model = TypedModel::default();
+        let x = model.add_source("acc", TypedFact::dt_shape(i32::datum_type(), acc.shape())).unwrap();
+        let y = model.wire_node("activation", op, &[x]).unwrap();
+        model.select_output_outlets(&y).unwrap();
+        let plan = model.into_runnable().unwrap();
+        plan.run(tvec![acc.clone().into_tvalue()]).unwrap().remove(0).into_tensor()
+    }
+
+    fn activation(bias: &[i32], scale: &[f32], silu: bool, own_silu: bool, quantize: Option<Quantize>) -> Activation {
+        Activation { axis: 1, bias: bias.to_vec(), scale: scale.to_vec(), silu, own_silu, quantize }
+    }
+
+    /// `f32(acc + bias[c]) * scale[c]`, and its SiLU, element by element.
+    fn reference(acc: &Tensor, bias: &[i32], scale: &[f32], silu: bool) -> Vec<f32> {
+        let plane = 70 * 70;
+        let acc = acc.try_as_plain_ram().unwrap();
+        let acc = acc.as_slice::<i32>().unwrap();
+        acc.iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let c = i / plane;
+                let x = a.wrapping_add(bias[c]) as f32 * scale[c];
+                if silu { (x as f64 / (1.0 + (-x as f64).exp())) as f32 } else { x }
+            })
+            .collect()
+    }
+
+    fn values<T: Datum + Copy>(t: &Tensor) -> Vec<T> {
+        t.try_as_plain_ram().unwrap().as_slice::<T>().unwrap().to_vec()
+    }
+
+    #[test]
+    fn the_rescale_alone_is_the_chains_arithmetic_bit_for_bit() {
+        let (acc, bias, scale) = accumulators();
+        let got = values::<f32>(&run(activation(&bias, &scale, false, false, None), &acc));
+        assert_eq!(got, reference(&acc, &bias, &scale, false));
+    }
+
+    #[test]
+    fn the_silu_follows_the_rescale_with_tracts_kernel_or_ours() {
+        let (acc, bias, scale) = accumulators();
+        let want = reference(&acc, &bias, &scale, true);
+        for own in [false, true] {
+            let got = values::<f32>(&run(activation(&bias, &scale, true, own, None), &acc));
+            let worst = got.iter().zip(&want).map(|(g, w)| (g - w).abs() / w.abs().max(1.0)).fold(0.0, f32::max);
+            assert!(worst < 1e-4, "own SiLU {own}: {worst}");
+        }
+    }
+
+    /// With the next layer's quantize absorbed: int8 values one step from
+    /// quantizing the reference at most, and most of them equal.
+    #[test]
+    fn the_quantized_output_is_the_reference_quantized_within_one_step() {
+        let (acc, bias, scale) = accumulators();
+        let (q_scale, zero_point) = (1.0 / 0.05, -3);
+        let mut want = vec![0i8; acc.len()];
+        quantize(&reference(&acc, &bias, &scale, true), &mut want, q_scale, zero_point);
+        for own in [false, true] {
+            let q = Quantize { scale: q_scale, zero_point, out_dt: i8::datum_type() };
+            let got = values::<i8>(&run(activation(&bias, &scale, true, own, Some(q)), &acc));
+            let steps: Vec<i32> = got.iter().zip(&want).map(|(g, w)| (*g as i32 - *w as i32).abs()).collect();
+            assert!(steps.iter().all(|s| *s <= 1), "own SiLU {own}: a value two steps off");
+            let equal = steps.iter().filter(|s| **s == 0).count();
+            assert!(equal * 100 >= got.len() * 99, "own SiLU {own}: only {equal} of {} equal", got.len());
+            assert!(want.iter().any(|v| *v > 50) && want.iter().any(|v| *v < -2), "the values span the range");
+        }
+    }
+}
