@@ -3,8 +3,8 @@
 //! pipeline), writes one JSON line per processed frame. The same
 //! engine serves HTTP, so a camera is just another client of the workers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::camera::{self, CameraConfig, CameraStats, Latest};
@@ -23,18 +23,75 @@ pub struct Snapshot {
     pub image: Picture,
 }
 
+/// A frame's number and its JPEG, as made for viewers.
+pub type Encoded = (u64, Arc<Vec<u8>>);
+
 /// A running camera as the API sees it: the capture's counters and the
 /// latest processed frame.
 pub struct Camera {
     pub stats: Arc<CameraStats>,
     /// The most recently processed frame and its detections, for `GET /v1/snapshot`.
     pub last: Mutex<Option<Arc<Snapshot>>>,
+    /// Rung when `last` changes and when the streams end.
+    changed: Condvar,
+    /// Set at shutdown: the viewers' streams end.
+    streams_ended: AtomicBool,
+    /// The latest JPEG made for viewers, plain (`[0]`) and annotated
+    /// (`[1]`), with its frame number: viewers of one camera share it.
+    pub encoded: Mutex<[Option<Encoded>; 2]>,
+    /// Pictures encoded for viewers (none while nobody watches, and none
+    /// for plain viewers of a JPEG camera, who get the camera's own bytes).
+    pub frames_encoded: AtomicU64,
+    /// Viewers of the MJPEG stream connected now.
+    pub viewers: AtomicUsize,
 }
 
 impl Camera {
     /// A camera about to start: no frame yet.
     pub fn new(config: &CameraConfig) -> Arc<Camera> {
-        Arc::new(Camera { stats: Arc::new(CameraStats::new(config)), last: Mutex::new(None) })
+        Arc::new(Camera {
+            stats: Arc::new(CameraStats::new(config)),
+            last: Mutex::new(None),
+            changed: Condvar::new(),
+            streams_ended: AtomicBool::new(false),
+            encoded: Mutex::new([None, None]),
+            frames_encoded: AtomicU64::new(0),
+            viewers: AtomicUsize::new(0),
+        })
+    }
+
+    /// Makes `snapshot` the latest frame and wakes the viewers.
+    pub fn publish(&self, snapshot: Arc<Snapshot>) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(snapshot);
+        self.changed.notify_all();
+    }
+
+    /// The latest frame, if any has been processed.
+    pub fn latest(&self) -> Option<Arc<Snapshot>> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits up to `timeout` for a frame newer than `after` (any frame when
+    /// `None`); `None` on timeout or once the streams have ended.
+    pub fn next_after(&self, after: Option<u64>, timeout: Duration) -> Option<Arc<Snapshot>> {
+        let newer = |last: &Option<Arc<Snapshot>>| last.as_ref().is_some_and(|s| after.is_none_or(|a| s.frame > a));
+        let guard = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, timeout, |last| !newer(last) && !self.streams_ended.load(Ordering::SeqCst))
+            .unwrap_or_else(|e| e.into_inner());
+        if self.streams_ended.load(Ordering::SeqCst) { None } else { guard.clone().filter(|_| newer(&guard)) }
+    }
+
+    /// Ends the viewers' streams (shutdown).
+    pub fn end_streams(&self) {
+        let _guard = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        self.streams_ended.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
+    }
+
+    pub fn streams_ended(&self) -> bool {
+        self.streams_ended.load(Ordering::SeqCst)
     }
 }
 
@@ -135,7 +192,7 @@ pub fn run(
                     objects: out.objects,
                     image: out.image,
                 });
-                *camera.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(snapshot.clone());
+                camera.publish(snapshot.clone());
                 if let Some(observer) = &job.observer {
                     observer.processed(&name, &snapshot, line.as_deref());
                 }

@@ -208,6 +208,10 @@ pub struct ServeArgs {
     /// or comma-separated; `*` for any). Without it no CORS headers are sent.
     #[arg(long = "cors-origin", value_name = "ORIGIN", env = "YOLOD_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Answer GET / with the JSON status only, for browsers too: no page
+    /// (live cameras, a try-it upload, models and health; see the README).
+    #[arg(long, env = "YOLOD_NO_UI")]
+    pub no_ui: bool,
     #[command(flatten)]
     pub camera: CameraArgs,
     #[command(flatten)]

@@ -150,6 +150,7 @@ impl ServeConfig {
                 max_connections: args.max_connections,
                 max_header: args.max_header as usize,
                 cors_origins: args.cors_origins.iter().map(|o| o.trim_end_matches('/').to_string()).collect(),
+                ui: !args.no_ui,
             },
             shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
             open_to_network,

@@ -21,14 +21,34 @@ tests/setup.sh
 
 logs=target/ci-logs
 mkdir -p "$logs"
-step "background: static aarch64 build (dist profile: what ships) and its tests ($logs/aarch64-build.log)"
+step "background: static aarch64 build (dist profile: what ships), then its model unit tests ($logs/aarch64.log)"
 # One cargo invocation builds the binary and the test binaries, so their fat
 # LTO links (single-threaded each, ~10 min of CPU apiece) run side by side
 # instead of one after the other. The integration tests need the binary, so
 # it is built as `cargo build --profile dist` builds it (the dev-dependency
 # adds no feature), and cargo deb or a later build reuses it.
-cargo test --profile dist --target aarch64-unknown-linux-musl --no-run >"$logs/aarch64-build.log" 2>&1 &
-aarch64_build=$!
+#
+# The NEON paths of src/model (patches, packing, SiLU, quantize) compile only
+# for aarch64: their unit tests run there too, with tract's dot-product
+# kernels (cortex-a76) and without (cortex-a72). tract picks kernels by the
+# core's part number, which qemu-user does not emulate: it is told. They
+# start as soon as the build ends, beside the x86_64 end-to-end steps, which
+# mostly use one core; `aarch64-built` tells the end-to-end comparison that
+# the binary is there.
+aarch64_chain() {
+    cargo test --profile dist --target aarch64-unknown-linux-musl --no-run || { echo "aarch64 build failed"; return 1; }
+    touch "$logs/aarch64-built"
+    for core in "cortex-a76 0xd0b" "cortex-a72 0xd08"; do
+        read -r cpu part <<<"$core"
+        echo "==> model unit tests on aarch64 under qemu ($cpu) ($(date +%T))"
+        TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=$part \
+            CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER="${QEMU_AARCH64:-qemu-aarch64-static} -cpu $cpu" \
+            cargo test --profile dist --target aarch64-unknown-linux-musl --lib model:: || return 1
+    done
+}
+rm -f "$logs/aarch64-built"
+aarch64_chain >"$logs/aarch64.log" 2>&1 &
+aarch64_chain_pid=$!
 step "background: the DeepStack clients from PyPI and npm ($logs/deepstack-install.log)"
 tests/e2e/deepstack.sh --install >"$logs/deepstack-install.log" 2>&1 &
 deepstack_install=$!
@@ -62,41 +82,32 @@ tests/e2e/deepstack.sh target/x86_64-unknown-linux-musl/release/yolod
 step "MQTT and Home Assistant discovery against mosquitto, broker outage, last will, credentials"
 tests/e2e/mqtt.sh target/x86_64-unknown-linux-musl/release/yolod
 
+step "the page in headless Chromium, and what a viewer costs (screenshots: target/ci-logs/ui/)"
+tests/e2e/ui.sh target/x86_64-unknown-linux-musl/release/yolod
+
 step "camera: a real V4L2 device (vivid) in a VM, capture across a replug"
 tests/e2e/camera.sh
 
 step "waiting for the aarch64 build"
-if ! wait $aarch64_build; then
-    tail -40 "$logs/aarch64-build.log"
-    echo "aarch64 build failed (whole log: $logs/aarch64-build.log)"
-    exit 1
-fi
+while [[ ! -e "$logs/aarch64-built" ]]; do
+    if ! kill -0 $aarch64_chain_pid 2>/dev/null; then
+        tail -40 "$logs/aarch64.log"
+        echo "aarch64 build failed (whole log: $logs/aarch64.log)"
+        exit 1
+    fi
+    sleep 5
+done
 ls -l target/aarch64-unknown-linux-musl/dist/yolod
 
-# The end-to-end comparison runs one qemu process at a time; beside it, the
-# model unit tests (two test threads) fill the second core.
-step "background: aarch64 under qemu gives the x86_64 detections ($logs/aarch64-e2e.log)"
-tests/e2e/aarch64.sh >"$logs/aarch64-e2e.log" 2>&1 &
-aarch64_e2e=$!
+step "aarch64 under qemu gives the x86_64 detections"
+tests/e2e/aarch64.sh
 
-# The NEON paths of src/model (patches, packing, SiLU, quantize) compile only
-# for aarch64: their unit tests run there too, with tract's dot-product
-# kernels (cortex-a76) and without (cortex-a72). tract picks kernels by the
-# core's part number, which qemu-user does not emulate: it is told.
-for core in "cortex-a76 0xd0b" "cortex-a72 0xd08"; do
-    read -r cpu part <<<"$core"
-    step "model unit tests on aarch64 under qemu ($cpu)"
-    TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=$part \
-        CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER="${QEMU_AARCH64:-qemu-aarch64-static} -cpu $cpu" \
-        cargo test --profile dist --target aarch64-unknown-linux-musl --lib model::
-done
-
-step "waiting for: aarch64 under qemu gives the x86_64 detections"
-if ! wait $aarch64_e2e; then
-    cat "$logs/aarch64-e2e.log"
-    echo "the aarch64 end-to-end comparison failed"
+step "waiting for: model unit tests on aarch64 under qemu"
+if ! wait $aarch64_chain_pid; then
+    tail -80 "$logs/aarch64.log"
+    echo "the aarch64 model unit tests failed (whole log: $logs/aarch64.log)"
     exit 1
 fi
-cat "$logs/aarch64-e2e.log"
+grep -E "^==>|^test result" "$logs/aarch64.log"
 
 step "all tests passed in $((($(date +%s) - started) / 60)) min"

@@ -25,12 +25,14 @@ set -euo pipefail
 #   is in -bad, the RTP payloader and Matroska demuxer in -good)
 # mosquitto mosquitto-clients: the MQTT broker and mosquitto_sub/_passwd
 #   (tests/integration/mqtt.rs, tests/e2e/mqtt.sh); openssl: its test CA
+# chromium chromium-driver fonts-dejavu-core: the page in a real browser
+#   (tests/e2e/ui.sh); the font, which chromium only recommends, draws its text
 PACKAGES=(
     musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
     qemu-user-static file python3 python3-venv systemd libclang-dev
     qemu-system-x86 cpio kmod xz-utils curl ca-certificates ffmpeg
     python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-    mosquitto mosquitto-clients openssl
+    mosquitto mosquitto-clients openssl chromium chromium-driver fonts-dejavu-core
 )
 # A node and npm from elsewhere (NodeSource, nvm) will do as well as Debian's.
 command -v node >/dev/null && command -v npm >/dev/null || PACKAGES+=(nodejs npm)

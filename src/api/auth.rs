@@ -44,6 +44,21 @@ impl Keys {
         }
         matched.into()
     }
+
+    /// The digest of `presented` when it is a configured key (never when
+    /// auth is off: there is no key to remember).
+    pub fn digest_of(&self, presented: &str) -> Option<[u8; 32]> {
+        (!self.is_empty() && self.allows(Some(presented))).then(|| digest(presented))
+    }
+
+    /// Whether the key with this digest is still configured.
+    pub fn holds(&self, key: &[u8; 32]) -> bool {
+        let mut matched = subtle::Choice::from(0);
+        for k in &self.digests {
+            matched |= k.ct_eq(key);
+        }
+        matched.into()
+    }
 }
 
 #[cfg(test)]

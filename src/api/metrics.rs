@@ -30,6 +30,34 @@ impl Histogram {
         self.sum += seconds;
         self.count += 1;
     }
+
+    /// The median, estimated as Prometheus' `histogram_quantile` does:
+    /// linear within the bucket that holds it. `None` with no samples, or
+    /// when the median is past the last bucket.
+    fn median(&self) -> Option<f64> {
+        let rank = self.count as f64 / 2.0;
+        let mut below = 0.0;
+        let mut lower = 0.0;
+        for (upper, n) in BUCKETS.iter().zip(self.counts) {
+            let n = n as f64;
+            if n > 0.0 && below + n >= rank {
+                return Some(lower + (upper - lower) * (rank - below) / n);
+            }
+            below += n;
+            lower = *upper;
+        }
+        None
+    }
+}
+
+/// One stage's latency, for the page.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StageSummary {
+    pub stage: &'static str,
+    pub count: u64,
+    /// Estimated from the histogram's buckets.
+    pub p50_ms: Option<f64>,
+    pub mean_ms: Option<f64>,
 }
 
 #[derive(Default)]
@@ -62,6 +90,25 @@ impl Metrics {
         for (h, d) in inner.stages.iter_mut().zip(durations) {
             h.observe(d.as_secs_f64());
         }
+    }
+
+    /// Requests answered so far, all routes and statuses.
+    pub fn requests_total(&self) -> u64 {
+        self.lock().requests.values().sum()
+    }
+
+    /// Each stage's median and mean, then the whole prediction's.
+    pub fn stage_summary(&self) -> Vec<StageSummary> {
+        let inner = self.lock();
+        stage_labels()
+            .zip(&inner.stages)
+            .map(|(stage, h)| StageSummary {
+                stage,
+                count: h.count,
+                p50_ms: h.median().map(|s| s * 1e3),
+                mean_ms: (h.count > 0).then(|| h.sum / h.count as f64 * 1e3),
+            })
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -166,6 +213,27 @@ mod tests {
         assert!(text.contains("yolod_stage_seconds_bucket{stage=\"inference\",le=\"0.25\"} 1\n"));
         assert!(text.contains("yolod_stage_seconds_bucket{stage=\"inference\",le=\"0.5\"} 2\n"));
         assert!(text.contains("yolod_stage_seconds_count{stage=\"total\"} 2\n"));
+    }
+
+    #[test]
+    fn the_median_is_read_from_the_buckets() {
+        let m = Metrics::default();
+        let ms = Duration::from_millis;
+        assert_eq!(m.stage_summary()[0].p50_ms, None);
+        // Inference: 30, 40, 60, 70 ms. Two fall in (25, 50], two in (50, 100]:
+        // the median is the top of the first of those buckets.
+        for t in [30, 40, 60, 70] {
+            m.stages(&Timings::from([ms(1), ms(1), ms(t), ms(1)]), ms(t + 3));
+        }
+        let summary = m.stage_summary();
+        let inference = summary.iter().find(|s| s.stage == "inference").unwrap();
+        assert_eq!(inference.count, 4);
+        assert!((inference.p50_ms.unwrap() - 50.0).abs() < 1e-9, "{inference:?}");
+        assert!((inference.mean_ms.unwrap() - 50.0).abs() < 1e-9);
+        assert_eq!(summary.last().unwrap().stage, "total");
+        m.request("/", 200);
+        m.request("/v1/predict", 400);
+        assert_eq!(m.requests_total(), 2);
     }
 
     #[test]

@@ -35,7 +35,12 @@ pub fn route_label(path: &str) -> &'static str {
         "/metrics" => "/metrics",
         "/v1/stream" => "/v1/stream",
         "/v1/snapshot" => "/v1/snapshot",
+        "/v1/stream.mjpeg" => "/v1/stream.mjpeg",
         "/" => "/",
+        "/ui/app.js" => "/ui/app.js",
+        "/ui/style.css" => "/ui/style.css",
+        "/ui/login" => "/ui/login",
+        "/ui/logout" => "/ui/logout",
         "/openapi.json" => "/openapi.json",
         p => super::deepstack::route_label(p).unwrap_or("other"),
     }
@@ -55,7 +60,11 @@ pub fn handle(state: &State, req: Request) -> Response {
         return super::deepstack::handle(state, req);
     }
     let result = match path {
-        "/" => allow("GET, HEAD").map(|()| root(state)),
+        "/" => allow("GET, HEAD").map(|()| super::ui::root(state, &req)),
+        "/ui/app.js" => allow("GET, HEAD").map(|()| super::ui::asset(super::ui::APP_JS, "text/javascript")),
+        "/ui/style.css" => allow("GET, HEAD").map(|()| super::ui::asset(super::ui::STYLE_CSS, "text/css")),
+        "/ui/login" => allow("POST").and_then(|()| super::ui::login(state, req)),
+        "/ui/logout" => allow("POST").map(|()| super::ui::logout(state, &req)),
         "/openapi.json" => {
             allow("GET, HEAD").map(|()| Response::new(200, "application/json", OPENAPI.as_bytes().to_vec()))
         }
@@ -67,6 +76,9 @@ pub fn handle(state: &State, req: Request) -> Response {
         "/v1/models" => allow("GET, HEAD").and_then(|()| authorize(state, &req)).map(|()| models(state)),
         "/v1/stream" => allow("GET").and_then(|()| authorize(state, &req)).and_then(|()| stream(state)),
         "/v1/snapshot" => allow("GET").and_then(|()| authorize(state, &req)).and_then(|()| snapshot(state, query)),
+        "/v1/stream.mjpeg" => {
+            allow("GET").and_then(|()| authorize(state, &req)).and_then(|()| mjpeg_stream(state, query))
+        }
         "/v1/predict" => allow("POST").and_then(|()| predict(state, None, query, req)),
         p if p.starts_with("/v1/predict/") => {
             let id = &p["/v1/predict/".len()..];
@@ -83,19 +95,20 @@ pub fn handle(state: &State, req: Request) -> Response {
     })
 }
 
-/// What answers at `/`: Blue Iris probes it to see whether a server is up.
-fn root(state: &State) -> Response {
-    let all = state.registry.all();
-    let models: Vec<&str> = all.iter().map(|m| m.info.id.as_str()).collect();
-    let data = serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "models": models });
-    let message =
-        "yolod is running: the HUB API at POST /v1/predict/MODEL_ID, the DeepStack API at POST /v1/vision/detection.";
-    json(200, &Envelope { success: true, message, data })
-}
-
-fn authorize(state: &State, req: &Request) -> Result<(), ApiError> {
+/// A request may go on when it carries a configured key in `x-api-key`
+/// (or no key is configured), or comes from a signed-in page: its session
+/// cookie, on a GET, or on another method with the page's `x-yolod-page`
+/// header, which a form on another site cannot add (SECURITY.md).
+pub fn authorize(state: &State, req: &Request) -> Result<(), ApiError> {
     let keys = state.keys.read().unwrap_or_else(|e| e.into_inner());
-    if keys.allows(req.header("x-api-key")) { Ok(()) } else { Err(ApiError::Unauthorized) }
+    if keys.allows(req.header("x-api-key")) {
+        return Ok(());
+    }
+    let from_page = matches!(req.method, "GET" | "HEAD") || req.header("x-yolod-page").is_some();
+    match super::session::token_in(req.header("cookie")) {
+        Some(token) if from_page && state.sessions.allows(&keys, token) => Ok(()),
+        _ => Err(ApiError::Unauthorized),
+    }
 }
 
 fn readyz(state: &State) -> Response {
@@ -139,49 +152,55 @@ fn readyz(state: &State) -> Response {
 }
 
 fn stream(state: &State) -> Result<Response, ApiError> {
-    let events = state.hub.subscribe().ok_or(ApiError::Busy { retry_after: 5 })?;
+    let slot = state.stream_slots.acquire().ok_or(ApiError::Busy { retry_after: 5 })?;
+    let events = state.hub.subscribe(slot);
     let mut response = Response::new(200, "text/event-stream", vec![]).with_header("Cache-Control", "no-cache");
     response.body = Body::Stream(Box::new(events));
     Ok(response)
 }
 
-fn snapshot(state: &State, query: &str) -> Result<Response, ApiError> {
+/// The camera `?camera=` names (by name or source; the first without it).
+fn camera<'a>(state: &'a State, query: &str) -> Result<&'a std::sync::Arc<crate::camera_loop::Camera>, ApiError> {
     let wanted = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "camera").map(|(_, v)| v.into_owned());
-    let camera = match &wanted {
+    match &wanted {
         Some(name) => state.cameras.iter().find(|c| &c.stats.name == name || &c.stats.source == name),
         None => state.cameras.first(),
     }
     .ok_or_else(|| {
         ApiError::NotFound(format!("camera {}", super::error::echo(wanted.as_deref().unwrap_or("(none configured)"))))
-    })?;
-    let last = camera.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let last = last.ok_or(ApiError::Busy { retry_after: 1 })?;
-    let annotate = match form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "annotate") {
+    })
+}
+
+/// `?annotate=`, false when absent.
+fn annotate(query: &str) -> Result<bool, ApiError> {
+    match form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "annotate") {
         Some((_, v)) => super::args::flag(&v).ok_or_else(|| ApiError::InvalidField {
             field: "annotate".into(),
             value: super::error::echo(&v),
             valid: super::args::FLAG_VALUES.into(),
-        })?,
-        None => false,
-    };
-    let jpeg = match &last.image {
-        // The camera's own JPEG, as it came: no decode, no second encode.
-        crate::engine::Picture::Jpeg { data, .. } if !annotate => data.clone(),
-        picture => {
-            let image = picture.to_rgb().map_err(|e| ApiError::Internal(e.to_string()))?;
-            if annotate {
-                let mut picture = image.into_owned();
-                crate::annotate::draw(&mut picture, &last.objects, &last.model.info.names);
-                crate::annotate::to_jpeg(&picture)
-            } else {
-                crate::annotate::to_jpeg(&image)
-            }
-            .map_err(|e| ApiError::Internal(format!("jpeg: {e}")))?
-        }
-    };
+        }),
+        None => Ok(false),
+    }
+}
+
+fn snapshot(state: &State, query: &str) -> Result<Response, ApiError> {
+    let camera = camera(state, query)?;
+    let annotate = annotate(query)?;
+    let last = camera.latest().ok_or(ApiError::Busy { retry_after: 1 })?;
+    let jpeg = super::mjpeg::jpeg(&last, annotate)?;
     Ok(Response::new(200, "image/jpeg", jpeg)
         .with_header("Cache-Control", "no-store")
         .with_header("X-Frame", last.frame.to_string()))
+}
+
+fn mjpeg_stream(state: &State, query: &str) -> Result<Response, ApiError> {
+    let camera = camera(state, query)?.clone();
+    let annotate = annotate(query)?;
+    let slot = state.stream_slots.acquire().ok_or(ApiError::Busy { retry_after: 5 })?;
+    let content_type = format!("multipart/x-mixed-replace; boundary={}", super::mjpeg::BOUNDARY);
+    let mut response = Response::new(200, &content_type, vec![]).with_header("Cache-Control", "no-store");
+    response.body = Body::Stream(Box::new(super::mjpeg::MjpegStream::new(camera, annotate, slot)));
+    Ok(response)
 }
 
 fn models(state: &State) -> Response {
@@ -246,6 +265,26 @@ fn metrics_reply(state: &State) -> Response {
             "gauge",
             labels,
             c.connected.load(Ordering::SeqCst) as u8 as f64,
+        ));
+    }
+    for camera in &state.cameras {
+        let labels = format!("{{camera=\"{}\"}}", metrics::label(&camera.stats.name));
+        gauges.push((
+            "yolod_camera_viewers",
+            "Viewers of the camera's MJPEG stream.",
+            "gauge",
+            labels,
+            camera.viewers.load(Ordering::SeqCst) as f64,
+        ));
+    }
+    for camera in &state.cameras {
+        let labels = format!("{{camera=\"{}\"}}", metrics::label(&camera.stats.name));
+        gauges.push((
+            "yolod_camera_frames_encoded_total",
+            "Pictures encoded for MJPEG viewers (none while nobody watches).",
+            "counter",
+            labels,
+            camera.frames_encoded.load(Ordering::Relaxed) as f64,
         ));
     }
     if let Some(mqtt) = state.mqtt.get() {

@@ -41,6 +41,9 @@ impl Running {
     pub fn shutdown(self, timeout: Duration) -> usize {
         self.state.stopping.store(true, Ordering::SeqCst);
         self.state.hub.close();
+        for camera in &self.state.cameras {
+            camera.end_streams();
+        }
         let deadline = Instant::now() + timeout;
         while self.state.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));

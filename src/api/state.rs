@@ -10,7 +10,8 @@ use super::auth::Keys;
 use super::fetch::UrlPolicy;
 use super::metrics::Metrics;
 use super::multipart;
-use super::stream::Hub;
+use super::session::Sessions;
+use super::stream::{Hub, Slots};
 use crate::camera_loop::Camera;
 use crate::engine::Engine;
 use crate::model::registry::Registry;
@@ -42,6 +43,8 @@ pub struct HttpConfig {
     pub body_timeout: Duration,
     /// Origins allowed to read answers from a browser (`*` for any); empty: no CORS.
     pub cors_origins: Vec<String>,
+    /// Serve the page at `/` to browsers (`--no-ui` turns it off).
+    pub ui: bool,
 }
 
 /// Everything a handler may read.
@@ -56,6 +59,10 @@ pub struct State {
     pub cameras: Vec<Arc<Camera>>,
     /// SSE clients of the camera log stream.
     pub hub: Hub,
+    /// Handler slots the long-lived streams (SSE, MJPEG) may hold together.
+    pub stream_slots: Slots,
+    /// The page's sign-in sessions.
+    pub sessions: Sessions,
     pub started: Instant,
     /// The camera log stream, once cameras run (its write failures are a metric).
     pub log_sink: std::sync::OnceLock<Arc<std::sync::Mutex<crate::sink::Sink>>>,
@@ -69,8 +76,8 @@ pub struct State {
 
 impl State {
     pub fn new(registry: Registry, engine: Engine, config: HttpConfig, cameras: Vec<Arc<Camera>>) -> State {
-        // Each SSE client holds a handler slot: leave at least half for the API.
-        let hub = Hub::new((config.http_threads / 2).max(1));
+        // Each stream holds a handler slot: leave at least half for the API.
+        let stream_slots = Slots::new((config.http_threads / 2).max(1));
         State {
             registry,
             engine,
@@ -78,7 +85,9 @@ impl State {
             keys: std::sync::RwLock::new(config.keys.clone()),
             config,
             cameras,
-            hub,
+            hub: Hub::default(),
+            stream_slots,
+            sessions: Sessions::default(),
             started: Instant::now(),
             log_sink: std::sync::OnceLock::new(),
             mqtt: std::sync::OnceLock::new(),

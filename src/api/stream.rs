@@ -3,6 +3,7 @@
 //! never slows the cameras down.
 
 use std::io::{self, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,17 +13,43 @@ const CLIENT_QUEUE: usize = 64;
 /// A comment line is sent this often so proxies keep the connection.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// The handler slots that long-lived streams (event streams and MJPEG
+/// viewers) may hold together; the rest stay for the API.
+pub struct Slots {
+    used: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// One held slot, given back when dropped (when its stream ends).
+pub struct SlotGuard(Arc<AtomicUsize>);
+
+impl Slots {
+    pub fn new(max: usize) -> Slots {
+        Slots { used: Arc::new(AtomicUsize::new(0)), max }
+    }
+
+    /// A slot, or `None` when all are held.
+    pub fn acquire(&self) -> Option<SlotGuard> {
+        self.used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < self.max).then_some(n + 1))
+            .ok()
+            .map(|_| SlotGuard(self.used.clone()))
+    }
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Fans lines out to the connected SSE clients.
+#[derive(Default)]
 pub struct Hub {
     clients: Mutex<Vec<SyncSender<Arc<[u8]>>>>,
-    max_clients: usize,
 }
 
 impl Hub {
-    pub fn new(max_clients: usize) -> Hub {
-        Hub { clients: Mutex::new(Vec::new()), max_clients }
-    }
-
     /// Sends `line` to every client that has room; forgets disconnected ones.
     pub fn publish(&self, line: &[u8]) {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
@@ -33,16 +60,13 @@ impl Hub {
         clients.retain(|c| !matches!(c.try_send(line.clone()), Err(TrySendError::Disconnected(_))));
     }
 
-    /// A new client's event stream, or None when `max_clients` are connected.
-    pub fn subscribe(&self) -> Option<EventStream> {
+    /// A new client's event stream, holding `slot` while it lasts.
+    pub fn subscribe(&self, slot: SlotGuard) -> EventStream {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if clients.len() >= self.max_clients {
-            return None;
-        }
         let (tx, rx) = mpsc::sync_channel(CLIENT_QUEUE);
         clients.push(tx);
         // A first comment makes the headers and the stream visible at once.
-        Some(EventStream { rx, pending: b": yolod camera stream\n\n".to_vec(), pos: 0 })
+        EventStream { rx, pending: b": yolod camera stream\n\n".to_vec(), pos: 0, _slot: slot }
     }
 
     /// Ends every stream (shutdown).
@@ -60,6 +84,7 @@ pub struct EventStream {
     rx: Receiver<Arc<[u8]>>,
     pending: Vec<u8>,
     pos: usize,
+    _slot: SlotGuard,
 }
 
 impl Read for EventStream {
@@ -90,8 +115,8 @@ mod tests {
 
     #[test]
     fn lines_become_sse_events_and_close_ends_the_stream() {
-        let hub = Hub::new(2);
-        let mut stream = hub.subscribe().unwrap();
+        let hub = Hub::default();
+        let mut stream = hub.subscribe(Slots::new(2).acquire().unwrap());
         hub.publish(br#"{"frame":1}"#);
         hub.close();
         let mut text = String::new();
@@ -101,9 +126,10 @@ mod tests {
 
     #[test]
     fn client_limit_and_slow_clients() {
-        let hub = Hub::new(1);
-        let _a = hub.subscribe().unwrap();
-        assert!(hub.subscribe().is_none());
+        let hub = Hub::default();
+        let slots = Slots::new(1);
+        let _a = hub.subscribe(slots.acquire().unwrap());
+        assert!(slots.acquire().is_none());
         for i in 0..(CLIENT_QUEUE + 10) {
             hub.publish(format!("{i}").as_bytes()); // never blocks
         }
@@ -111,5 +137,6 @@ mod tests {
         drop(_a);
         hub.publish(b"x");
         assert_eq!(hub.clients(), 0);
+        assert!(slots.acquire().is_some(), "the slot came back with the stream");
     }
 }

@@ -10,6 +10,7 @@ mod hardening;
 mod logging;
 mod malformed;
 mod mqtt;
+mod page;
 mod reliability;
 mod service;
 mod sources;
