@@ -1,5 +1,6 @@
 //! Fuzzes what a client controls before inference: the Content-Type, the
-//! body and the query string, through body parsing and argument validation.
+//! body and the query string, through body parsing and argument validation;
+//! and the first line as a Cookie header, through the session cookie's parser.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,6 +14,10 @@ fuzz_target!(|data: &[u8]| {
     let content_type = parts.next().and_then(|c| std::str::from_utf8(c).ok());
     let query = parts.next().unwrap_or_default();
     let payload = parts.next().unwrap_or_default();
+    // The first line read as a Cookie header too: the page's session token.
+    if let Some(token) = yolod::api::session::token_in(content_type) {
+        assert!(!token.contains(';') && content_type.is_some_and(|c| c.contains(token)));
+    }
     let limits = Limits { max_parts: 16, max_field_bytes: 4096 };
     if let Ok(parsed) = body::parse(content_type, payload, limits) {
         let query_pairs: Vec<(String, String)> = form_urlencoded::parse(query).into_owned().collect();
