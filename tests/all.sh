@@ -33,8 +33,8 @@ step "background: static aarch64 build (dist profile: what ships), then its mode
 # kernels (cortex-a76) and without (cortex-a72). tract picks kernels by the
 # core's part number, which qemu-user does not emulate: it is told. They
 # start as soon as the build ends, beside the x86_64 end-to-end steps, which
-# mostly use one core; `aarch64-built` tells the end-to-end comparison that
-# the binary is there.
+# mostly use one core; `aarch64-built` tells the end-to-end comparison
+# (started after the x86_64 tests) that the binary is there.
 aarch64_chain() {
     cargo test --profile dist --target aarch64-unknown-linux-musl --no-run || { echo "aarch64 build failed"; return 1; }
     touch "$logs/aarch64-built"
@@ -69,6 +69,19 @@ step "unit + integration tests, static x86_64 release build (without LTO)"
 # the dist profile's fat-LTO build, which the aarch64 steps test.
 CARGO_PROFILE_RELEASE_LTO=false cargo test --release --target x86_64-unknown-linux-musl
 
+# The end-to-end comparison needs both binaries. It starts in the
+# background once the aarch64 build has ended (one qemu process, one core),
+# beside the x86_64 end-to-end steps below and the aarch64 model unit tests.
+step "background: once the aarch64 build ends, aarch64 under qemu gives the x86_64 detections ($logs/aarch64-e2e.log)"
+(
+    while [[ ! -e "$logs/aarch64-built" ]]; do
+        kill -0 $aarch64_chain_pid 2>/dev/null || { echo "the aarch64 build failed"; exit 1; }
+        sleep 5
+    done
+    tests/e2e/aarch64.sh
+) >"$logs/aarch64-e2e.log" 2>&1 &
+aarch64_e2e=$!
+
 step "systemd unit: verify and security exposure"
 tests/e2e/systemd.sh
 
@@ -88,19 +101,15 @@ tests/e2e/ui.sh target/x86_64-unknown-linux-musl/release/yolod
 step "camera: a real V4L2 device (vivid) in a VM, capture across a replug"
 tests/e2e/camera.sh
 
-step "waiting for the aarch64 build"
-while [[ ! -e "$logs/aarch64-built" ]]; do
-    if ! kill -0 $aarch64_chain_pid 2>/dev/null; then
-        tail -40 "$logs/aarch64.log"
-        echo "aarch64 build failed (whole log: $logs/aarch64.log)"
-        exit 1
-    fi
-    sleep 5
-done
+step "waiting for: aarch64 under qemu gives the x86_64 detections"
+if ! wait $aarch64_e2e; then
+    tail -60 "$logs/aarch64.log"
+    cat "$logs/aarch64-e2e.log"
+    echo "the aarch64 build or its end-to-end comparison failed (logs: $logs/aarch64.log, $logs/aarch64-e2e.log)"
+    exit 1
+fi
 ls -l target/aarch64-unknown-linux-musl/dist/yolod
-
-step "aarch64 under qemu gives the x86_64 detections"
-tests/e2e/aarch64.sh
+cat "$logs/aarch64-e2e.log"
 
 step "waiting for: model unit tests on aarch64 under qemu"
 if ! wait $aarch64_chain_pid; then
