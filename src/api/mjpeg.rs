@@ -5,7 +5,7 @@
 //! - A picture is encoded only when a viewer asks for the next one, so a
 //!   camera nobody watches encodes nothing; viewers of one camera share
 //!   each encoded picture. Annotated pictures of a JPEG camera are drawn at
-//!   the scale the network read the frame ([`viewer_jpeg`]).
+//!   the scale the network read the frame (`viewer_jpeg`).
 //! - A viewer is sent the newest frame once it has taken the previous one:
 //!   a slow viewer gets fewer frames, never a queue. One that stops reading
 //!   is dropped when a write has waited `--read-timeout`.
