@@ -12,7 +12,7 @@ one inference costs, by function and by kind of work.
     python3 bench/aarch64_profile.py [--model M] [--size 640] \\
         [--cpu cortex-a76] [--top 25]
     python3 bench/aarch64_profile.py --around --precision int8 --size 320 \\
-        [--image zidane.jpg | --image F --format YUYV --frame-size 640x480]
+        [--image zidane.jpg | --image F --format YUYV --frame-size 640x480 | --image CLIP.h264 --h264]
 
 With --around it profiles the work around the network instead: decode or
 pixel conversion, letterbox, post-processing and JSON, per image (the
@@ -83,6 +83,8 @@ def run(args, plugin, iterations, tmp, inference_only=True):
         cmd += ["--frame-size", args.frame_size]
     if args.convert_first:
         cmd += ["--convert-first"]
+    if args.h264:
+        cmd += ["--h264"]
     if args.image:
         cmd += [args.image]
     what = f"{iterations} iteration(s){'' if inference_only else ', whole image'}"
@@ -129,6 +131,7 @@ def by_function(blocks, syms, load_bias):
 
 # The stages around the network (--around), first match wins.
 STAGES = [
+    ("h264 decode", r"Wels|openh264|h264|_AArch64_neon|^Mc[A-Z]|Deblock|Idct"),
     ("jpeg decode", r"zune_jpeg|jpeg"),
     ("other decode", r"^image::|png|zune_|fdeflate|tiff|webp|gif"),
     ("pixel conversion", r"camera::pixel|camera::Frame|to_rgb"),
@@ -156,6 +159,8 @@ def around(args, plugin, syms, entry, tmp):
     for name, n in rest.items():
         stages[next((k for k, rx in STAGES if re.search(rx, name)), "other")] += n
     what = args.image or "synthetic 810x1080 JPEG"
+    if args.h264:
+        what += " (H.264, one picture per run)"
     if args.format:
         what += f" ({args.format} {args.frame_size or ''}{', converted first' if args.convert_first else ''})"
     label = os.path.basename(args.model) if args.model else f"yolov8n {args.precision}"
@@ -194,6 +199,7 @@ def main():
     ap.add_argument("--image", help="the image or raw frame bench runs on (default: its synthetic JPEG)")
     ap.add_argument("--format", help="IMAGE is a raw frame in this fourcc (YUYV, NV12, I420, RGB3)")
     ap.add_argument("--frame-size", help="the raw frame's WIDTHxHEIGHT")
+    ap.add_argument("--h264", action="store_true", help="IMAGE is an H.264 stream (Annex B); each run decodes its next picture")
     ap.add_argument("--convert-first", action="store_true",
                     help="a raw frame goes to full-size RGB before the letterbox, as before the one-pass path")
     args = ap.parse_args()

@@ -226,7 +226,9 @@ pub struct ServeArgs {
 pub struct CameraArgs {
     /// A camera to read (repeatable), by its source: /dev/videoN (V4L2);
     /// `http://[USER:PASS@]HOST/PATH` (an MJPEG stream, or a JPEG snapshot URL
-    /// polled at --fps); exec:COMMAND ARGS (MJPEG on the command's stdout,
+    /// polled at --fps); `rtsp://[USER:PASS@]HOST:554/PATH` (an IP camera's
+    /// H.264 or MJPEG stream over TCP; pick its sub-stream, e.g. 640x360);
+    /// exec:COMMAND ARGS (MJPEG on the command's stdout,
     /// e.g. "exec:rpicam-vid -t 0 -n --codec mjpeg -o -" for a Pi camera
     /// module); - (MJPEG on stdin). YOLOD_CAMERAS takes one source per line.
     /// Names and per-camera settings: `[[camera]]` tables in --config.
@@ -407,6 +409,12 @@ pub struct BenchArgs {
     /// to a full-size RGB picture, then letterboxed.
     #[arg(long, requires = "format")]
     pub convert_first: bool,
+    /// IMAGE is an H.264 stream (Annex B, as an RTSP camera's), e.g.
+    /// `ffmpeg -i clip.mp4 -s 640x360 -c:v libx264 -bf 0 -g 10 -f h264 clip.h264`:
+    /// each run decodes the stream's next picture (wrapping at its end), and
+    /// decode is the H.264 decode.
+    #[arg(long, requires = "image", conflicts_with = "format")]
+    pub h264: bool,
 }
 
 /// Parses a byte count with an optional K/M/G (binary) suffix.

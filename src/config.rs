@@ -242,8 +242,8 @@ fn one_camera(args: &CameraArgs, table: &CameraTable) -> Result<CameraSettings> 
     let credentials = match &table.credentials_file {
         None => None,
         Some(path) => {
-            if !matches!(source, Source::Http(_)) {
-                bail!("credentials_file is for http:// sources");
+            if !matches!(source, Source::Http(_) | Source::Rtsp(_)) {
+                bail!("credentials_file is for http:// and rtsp:// sources");
             }
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading the credentials file {}", path.display()))?;
@@ -263,6 +263,10 @@ fn one_camera(args: &CameraArgs, table: &CameraTable) -> Result<CameraSettings> 
         }
     } else if matches!(source, Source::Http(_)) && !matches!(format, None | Some(PixelFormat::Mjpeg)) {
         bail!("http:// sources send MJPEG or JPEG snapshots; leave the format at auto");
+    } else if matches!(source, Source::Rtsp(_)) && (table.format.is_some() || table.frame_size.is_some()) {
+        bail!(
+            "an rtsp:// camera sends what its stream is set to (pick its sub-stream); leave format and frame_size unset"
+        );
     }
     let camera = CameraConfig { source, name, credentials, size: frame_size, format, fps };
     Ok(CameraSettings { camera, size, confidence, emit })

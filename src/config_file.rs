@@ -29,11 +29,11 @@ pub const CONFIG_ARG: &str = "config";
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct CameraTable {
-    /// As `--camera` takes it: /dev/videoN, http://..., exec:..., or -.
+    /// As `--camera` takes it: /dev/videoN, http://..., rtsp://..., exec:..., or -.
     pub source: String,
     /// `[a-z0-9_-]+`; default: a slug of the source.
     pub name: Option<String>,
-    /// A file holding `user:password` for an HTTP source (kept out of the URL, so out of `ps` and logs).
+    /// A file holding `user:password` for an HTTP or RTSP source (kept out of the URL, so out of `ps` and logs).
     #[serde(alias = "credentials-file")]
     pub credentials_file: Option<std::path::PathBuf>,
     /// As `--fps`.

@@ -7,6 +7,8 @@
 set -euo pipefail
 
 # musl-tools: C compiler for the static x86_64 build (tract, ring)
+# g++ g++-aarch64-linux-gnu: compile OpenH264 (RTSP H.264 cameras) for
+#   each target; no C++ library is linked from them
 # gcc-aarch64-linux-gnu, libc6-dev-arm64-cross: assembles tract's NEON
 #   kernels for aarch64; ring's build needs the arm64 libc headers, which
 #   gcc-aarch64-linux-gnu only recommends
@@ -28,7 +30,8 @@ set -euo pipefail
 # chromium chromium-driver fonts-dejavu-core: the page in a real browser
 #   (tests/e2e/ui.sh); the font, which chromium only recommends, draws its text
 PACKAGES=(
-    musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu
+    musl-tools g++ gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
+    binutils-aarch64-linux-gnu
     qemu-user-static file python3 python3-venv systemd libclang-dev
     qemu-system-x86 cpio kmod xz-utils curl ca-certificates ffmpeg
     python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad

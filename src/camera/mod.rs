@@ -1,13 +1,15 @@
 //! The camera seam: a capture thread per camera that keeps only the latest
 //! frame, reopening its source with backoff when it fails. Sources: V4L2
-//! devices (v4l crate), MJPEG or snapshots over HTTP, a command's stdout
-//! (`exec:`) and stdin (`-`).
+//! devices (v4l crate), MJPEG or snapshots over HTTP, RTSP (H.264 or
+//! MJPEG), a command's stdout (`exec:`) and stdin (`-`).
 
 pub mod device;
 pub mod exec;
+pub mod h264;
 pub mod http;
 pub mod mjpeg;
 pub mod pixel;
+pub mod rtsp;
 pub mod source;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -175,6 +177,7 @@ impl CameraConfig {
             }
             source::Source::Exec(words) => source::redact(&format!("exec:{}", words.join(" "))),
             source::Source::Stdin => "-".into(),
+            source::Source::Rtsp(rtsp) => source::redact(&rtsp.url),
         }
     }
 }
@@ -205,6 +208,7 @@ fn stream_once(config: &CameraConfig, stop: &AtomicBool, on_event: &mut dyn FnMu
         }
         source::Source::Exec(words) => exec::stream(&config.name, words, config.raw_layout(), stop, on_event),
         source::Source::Stdin => exec::stdin(config.raw_layout(), on_event),
+        source::Source::Rtsp(url) => rtsp::stream(url, config.credentials.as_deref(), stop, on_event),
     }
 }
 

@@ -18,6 +18,20 @@ pub enum Source {
     Exec(Vec<String>),
     /// `-`: MJPEG on yolod's stdin.
     Stdin,
+    /// `rtsp://`: H.264 or MJPEG over RTSP, RTP interleaved on its TCP
+    /// connection.
+    Rtsp(RtspUrl),
+}
+
+/// An `rtsp://` URL, split into what retina is given: the URL without
+/// credentials, and the credentials apart (so no error or log line that
+/// shows the URL can show them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtspUrl {
+    /// The URL without `user:password@`.
+    pub url: String,
+    /// `user:password` from the URL, percent-decoded, if any.
+    pub userinfo: Option<String>,
 }
 
 /// An `http://` or `https://` URL, in the parts the camera client needs.
@@ -65,12 +79,15 @@ impl Source {
             return match scheme.to_ascii_lowercase().as_str() {
                 "http" => parse_http(false, rest).map(Source::Http),
                 "https" => parse_http(true, rest).map(Source::Http),
-                "rtsp" | "rtsps" => Err(format!(
-                    "{}: RTSP is not built in yet; read it through ffmpeg: \
-                     \"exec:ffmpeg -loglevel error -rtsp_transport tcp -i URL -f mjpeg -q:v 4 -\"",
+                "rtsp" => parse_rtsp(s).map(Source::Rtsp),
+                "rtsps" => Err(format!(
+                    "{}: RTSP over TLS is not supported; use the camera's rtsp:// URL on the LAN",
                     redact(s)
                 )),
-                other => Err(format!("{}: unknown scheme {other:?} (use /dev/videoN, http://, exec: or -)", redact(s))),
+                other => Err(format!(
+                    "{}: unknown scheme {other:?} (use /dev/videoN, http://, rtsp://, exec: or -)",
+                    redact(s)
+                )),
             };
         }
         if s.is_empty() {
@@ -89,18 +106,60 @@ impl Source {
     pub fn default_name(&self) -> String {
         let raw = match self {
             Source::Device(path) => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            Source::Http(url) => {
-                let path = url.target.split(['?', '#']).next().unwrap_or("");
-                let last = path.rsplit('/').find(|p| !p.is_empty()).unwrap_or("");
-                let stem = last.split('.').next().unwrap_or("");
-                if stem.is_empty() { url.connect_host().to_string() } else { format!("{}-{stem}", url.connect_host()) }
-            }
+            Source::Http(url) => host_and_stem(url.connect_host(), &url.target),
+            Source::Rtsp(rtsp) => match url::Url::parse(&rtsp.url) {
+                Ok(u) => host_and_stem(u.host_str().unwrap_or("").trim_matches(['[', ']']), u.path()),
+                Err(_) => String::new(),
+            },
             Source::Exec(words) => words[0].rsplit('/').next().unwrap_or("").to_string(),
             Source::Stdin => "stdin".into(),
         };
         let name = slug::slug(&raw, slug::Style::CameraName);
         if name.is_empty() { "camera".into() } else { name }
     }
+}
+
+/// `host-stem`: the host and the last path segment without its extension.
+fn host_and_stem(host: &str, target: &str) -> String {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    let last = path.rsplit('/').find(|p| !p.is_empty()).unwrap_or("");
+    let stem = last.split('.').next().unwrap_or("");
+    if stem.is_empty() { host.to_string() } else { format!("{host}-{stem}") }
+}
+
+fn parse_rtsp(s: &str) -> Result<RtspUrl, String> {
+    let mut url = url::Url::parse(s).map_err(|e| format!("{}: {e}", redact(s)))?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{}: rtsp:// needs a host", redact(s)));
+    }
+    let decode = |part: &str| percent_decode(part).map_err(|e| format!("{}: {e}", redact(s)));
+    let userinfo = match (url.username(), url.password()) {
+        ("", None) => None,
+        (user, password) => Some(format!("{}:{}", decode(user)?, decode(password.unwrap_or(""))?)),
+    };
+    // Only errors are possible here for URLs that cannot carry credentials,
+    // which a parsed rtsp:// URL with a host always can.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Ok(RtspUrl { url: url.to_string(), userinfo })
+}
+
+/// `%XX` escapes to bytes, which must then be UTF-8.
+fn percent_decode(s: &str) -> Result<String, &'static str> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            out.push(hex.ok_or("a bad %-escape in the credentials")?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "credentials that are not UTF-8")
 }
 
 fn parse_http(tls: bool, rest: &str) -> Result<HttpUrl, String> {
@@ -222,8 +281,26 @@ mod tests {
         assert!(Source::parse("exec:  ").is_err());
         assert!(Source::parse("exec:ffmpeg 'unclosed").is_err());
         assert!(Source::parse("ftp://cam/x").unwrap_err().contains("unknown scheme"));
-        assert!(Source::parse("rtsp://u:secret@cam/live").unwrap_err().contains("exec:ffmpeg"));
-        assert!(!Source::parse("rtsp://u:secret@cam/live").unwrap_err().contains("secret"));
+        assert!(Source::parse("rtsps://u:secret@cam/live").unwrap_err().contains("rtsp://"));
+        assert!(!Source::parse("rtsps://u:secret@cam/live").unwrap_err().contains("secret"));
+        assert!(Source::parse("rtsp://").is_err());
+    }
+
+    #[test]
+    fn rtsp_urls_keep_their_credentials_apart() {
+        let Source::Rtsp(rtsp) =
+            Source::parse("rtsp://admin:p%40ss%3Aw@192.168.1.20:554/Streaming/Channels/102").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(rtsp.url, "rtsp://192.168.1.20:554/Streaming/Channels/102");
+        assert_eq!(rtsp.userinfo.as_deref(), Some("admin:p@ss:w"));
+        let source = Source::parse("rtsp://admin:x@cam.lan/h264Preview_01_sub?token=abc").unwrap();
+        assert_eq!(source.default_name(), "cam-lan-h264preview_01_sub");
+        let Source::Rtsp(plain) = Source::parse("rtsp://[fe80::1]/live.sdp").unwrap() else { panic!() };
+        assert_eq!(plain.userinfo, None);
+        assert_eq!(Source::Rtsp(plain).default_name(), "fe80-1-live");
+        assert!(Source::parse("rtsp://u:%zz@cam/live").unwrap_err().contains("%-escape"));
     }
 
     #[test]

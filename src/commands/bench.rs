@@ -1,6 +1,7 @@
 //! `yolod bench`: per-stage latency (min / p50 / p90) on one image, or the
 //! network alone with `--inference-only`.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -8,8 +9,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::load_model;
-use crate::camera::Frame;
 use crate::camera::pixel::{FormatChoice, PixelFormat, RawFrame};
+use crate::camera::{Frame, h264};
 use crate::cli::BenchArgs;
 use crate::engine::{self, Picture};
 use crate::model::Model;
@@ -36,8 +37,8 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
     let params = Params { size: args.inference.size, ..Params::default() };
     let limits = DecodeLimits::default();
     let decoded = input.decode(&model, &params, limits, args.convert_first).context("decoding the bench image")?;
-    let (width, height) = decoded.source().size();
-    let prepared = model.prepare(decoded.source(), params.size)?;
+    let (width, height) = decoded.with_source(|s| Ok(s.size()))?;
+    let prepared = decoded.with_source(|s| model.prepare(s, params.size))?;
     // One row per run, a duration per column.
     let mut samples: Vec<Vec<Duration>> = Vec::with_capacity(args.iterations);
     let mut last_progress = Instant::now();
@@ -55,7 +56,7 @@ pub fn bench(args: BenchArgs) -> Result<ExitCode> {
             let decoded = input.decode(&model, &params, limits, args.convert_first)?;
             t[Stage::Decode] = s.elapsed();
             let s = Instant::now();
-            let prepared = model.prepare(decoded.source(), params.size)?;
+            let prepared = decoded.with_source(|source| model.prepare(source, params.size))?;
             t[Stage::Preprocess] = s.elapsed();
             let s = Instant::now();
             let outputs = model.infer(&prepared)?;
@@ -124,10 +125,43 @@ enum BenchInput {
     /// `--format MJPG`: a camera's JPEG, decoded as small as the letterbox allows.
     CameraJpeg(Vec<u8>),
     Frame(Frame),
+    /// `--h264`: a stream decoded picture by picture, as an RTSP camera's.
+    H264(RefCell<H264Stream>),
+}
+
+/// An H.264 stream cut into NAL units, and where its decoder is in it.
+struct H264Stream {
+    units: Vec<Vec<u8>>,
+    next: usize,
+    decoder: h264::Decoder,
+}
+
+impl H264Stream {
+    fn new(bytes: &[u8]) -> Result<H264Stream> {
+        let units: Vec<Vec<u8>> = openh264::nal_units(bytes).map(<[u8]>::to_vec).collect();
+        anyhow::ensure!(!units.is_empty(), "no H.264 NAL unit (is it Annex B, e.g. ffmpeg's -f h264?)");
+        Ok(H264Stream { units, next: 0, decoder: h264::Decoder::new().map_err(anyhow::Error::msg)? })
+    }
+
+    /// Feeds NAL units until the decoder gives a picture; at the stream's end
+    /// it starts over (at its first key frame).
+    fn next_picture(&mut self) -> Result<Frame> {
+        for _ in 0..=self.units.len() {
+            let unit = &self.units[self.next];
+            self.next = (self.next + 1) % self.units.len();
+            if let Some(frame) = self.decoder.decode(unit).map_err(anyhow::Error::msg)? {
+                return Ok(frame);
+            }
+        }
+        anyhow::bail!("a whole pass over the H.264 stream gave no picture")
+    }
 }
 
 impl BenchInput {
     fn new(bytes: Vec<u8>, args: &BenchArgs) -> Result<BenchInput> {
+        if args.h264 {
+            return Ok(BenchInput::H264(RefCell::new(H264Stream::new(&bytes)?)));
+        }
         let format = args.format.and_then(FormatChoice::pixel_format);
         let Some(format) = format else {
             return Ok(BenchInput::Encoded(bytes));
@@ -151,6 +185,7 @@ impl BenchInput {
             },
             BenchInput::Frame(frame) if convert_first => Decoded::Rgb(frame.to_rgb()?.context("a raw frame")?),
             BenchInput::Frame(frame) => Decoded::Raw(frame.raw()?.context("a raw frame")?),
+            BenchInput::H264(stream) => Decoded::Owned(stream.borrow_mut().next_picture()?),
         })
     }
 
@@ -159,6 +194,11 @@ impl BenchInput {
             BenchInput::Encoded(bytes) => format!("{width}x{height} image, {} bytes", bytes.len()),
             BenchInput::CameraJpeg(bytes) => format!("{width}x{height} camera JPEG, {} bytes", bytes.len()),
             BenchInput::Frame(f) => format!("{width}x{height} {} frame", String::from_utf8_lossy(&f.format.fourcc())),
+            BenchInput::H264(stream) => {
+                let stream = stream.borrow();
+                let bytes: usize = stream.units.iter().map(Vec::len).sum();
+                format!("{width}x{height} H.264 stream, {} NAL units, {bytes} bytes", stream.units.len())
+            }
         }
     }
 }
@@ -167,14 +207,18 @@ enum Decoded<'a> {
     Rgb(Rgb),
     Reduced(Reduced),
     Raw(RawFrame<'a>),
+    /// A decoded H.264 picture (I420), read in place as the camera's are.
+    Owned(Frame),
 }
 
 impl Decoded<'_> {
-    fn source(&self) -> &dyn Source {
+    /// Calls `f` with the picture as the letterbox reads it.
+    fn with_source<T>(&self, f: impl FnOnce(&dyn Source) -> Result<T>) -> Result<T> {
         match self {
-            Decoded::Rgb(rgb) => rgb,
-            Decoded::Reduced(reduced) => reduced,
-            Decoded::Raw(raw) => raw,
+            Decoded::Rgb(rgb) => f(rgb),
+            Decoded::Reduced(reduced) => f(reduced),
+            Decoded::Raw(raw) => f(raw),
+            Decoded::Owned(frame) => f(&frame.raw()?.context("a decoded frame")?),
         }
     }
 }

@@ -12,6 +12,7 @@ mod malformed;
 mod mqtt;
 mod page;
 mod reliability;
+mod rtsp;
 mod service;
 mod sources;
 mod support;
