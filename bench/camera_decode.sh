@@ -11,7 +11,9 @@
 # x86: `yolod bench` p50 per stage, 60 runs (one H.264 picture each, so two
 # key frames among them), at --size 320 and 640. With --aarch64 it also
 # counts instructions per frame on a Cortex-A76 with bench/aarch64_profile.py
-# --around (needs the dist build without stripping, as that script says).
+# --around over 30 frames (one H.264 group of pictures: a key frame and 29
+# predicted ones), int8 as the A76 runs it, on $ARM (default: the dist
+# build; a stripped one gives the totals, one with symbols the breakdown).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/x86_64-unknown-linux-musl/release/yolod aarch64=false
@@ -43,7 +45,10 @@ done
 
 if $aarch64; then
     for size in 320 640; do
-        python3 bench/aarch64_profile.py --around --precision int8 --size "$size" --image "$h264" --h264 --top 8
-        python3 bench/aarch64_profile.py --around --precision int8 --size "$size" --image "$mjpeg" --format MJPG --top 8
+        for input in "--image $h264 --h264" "--image $mjpeg --format MJPG"; do
+            # shellcheck disable=SC2086 # the input's words
+            python3 bench/aarch64_profile.py --bin "${ARM:-target/aarch64-unknown-linux-musl/dist/yolod}" \
+                --around --span 30 --precision int8 --size "$size" $input --top 8
+        done
     done
 fi

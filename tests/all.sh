@@ -45,6 +45,9 @@ aarch64_chain() {
             CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER="${QEMU_AARCH64:-qemu-aarch64-static} -cpu $cpu" \
             cargo test --profile dist --target aarch64-unknown-linux-musl --lib model:: || return 1
     done
+    echo "==> H.264 decoder unit tests on aarch64 under qemu (OpenH264's NEON code) ($(date +%T))"
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER="${QEMU_AARCH64:-qemu-aarch64-static} -cpu cortex-a76" \
+        cargo test --profile dist --target aarch64-unknown-linux-musl --lib camera::h264 || return 1
 }
 rm -f "$logs/aarch64-built"
 aarch64_chain >"$logs/aarch64.log" 2>&1 &

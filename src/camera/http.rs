@@ -5,7 +5,9 @@
 //! a body that never ends: it needs a read timeout per read (to notice a
 //! stalled camera, and a stop) rather than the whole-body timeouts of an
 //! HTTP library. Plain `http://` only: cameras on a LAN serve MJPEG that
-//! way; an `https://` source is refused with that reason.
+//! way; an `https://` source is refused with that reason. Credentials go as
+//! Basic authentication, or as Digest (MD5 or SHA-256, RFC 7616, through
+//! the `http-auth` crate) when the camera's 401 asks for it.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -45,9 +47,12 @@ pub fn stream(
     }
     let credentials = credentials.or(url.userinfo.as_deref());
     let mut opened = false;
+    // A Digest challenge, once a camera has sent one: kept across snapshot
+    // polls, so each poll is one request (its nonce count goes up).
+    let mut digest = None;
     loop {
         let started = Instant::now();
-        let (head, mut body) = request(url, credentials, stop)?;
+        let (head, mut body) = request(url, credentials, &mut digest, stop)?;
         let Some(head) = head else { return Ok(()) };
         let kind = head.content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         let snapshot = match kind.as_str() {
@@ -124,6 +129,8 @@ pub struct Head {
     pub content_type: String,
     pub framing: Framing,
     pub location: Option<String>,
+    /// The `WWW-Authenticate` challenges, joined as one list.
+    pub challenges: String,
 }
 
 /// How the body is delimited.
@@ -135,12 +142,84 @@ pub enum Framing {
 }
 
 /// Connects and sends the GET; returns the head and a reader of the body
-/// alone (None if a stop came first).
+/// alone (None if a stop came first). A 401 that asks for Digest is
+/// answered once on a new connection; a second 401 is a refusal.
 fn request<'a>(
     url: &HttpUrl,
     credentials: Option<&str>,
+    digest: &mut Option<http_auth::PasswordClient>,
     stop: &'a AtomicBool,
 ) -> io::Result<(Option<Head>, Box<dyn Read + Send + 'a>)> {
+    let mut answered_challenge = false;
+    loop {
+        let authorization = match (credentials, digest.as_mut()) {
+            (None, _) => None,
+            (Some(userinfo), None) => Some(format!("Basic {}", base64(userinfo.as_bytes()))),
+            (Some(userinfo), Some(client)) => {
+                let (username, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                let params =
+                    http_auth::PasswordParams { username, password, uri: &url.target, method: "GET", body: None };
+                Some(
+                    client
+                        .respond(&params)
+                        .map_err(|e| io::Error::other(format!("answering the camera's challenge: {e}")))?,
+                )
+            }
+        };
+        let (head, reader) = send(url, authorization.as_deref(), stop)?;
+        let Some(head) = head else { return Ok((None, Box::new(io::empty()))) };
+        match head.status {
+            200 => {}
+            401 if credentials.is_some()
+                && !answered_challenge
+                && head.challenges.to_ascii_lowercase().contains("digest") =>
+            {
+                *digest = Some(http_auth::PasswordClient::try_from(head.challenges.as_str()).map_err(|e| {
+                    io::Error::new(io::ErrorKind::InvalidData, format!("the camera's Digest challenge: {e}"))
+                })?);
+                answered_challenge = true;
+                continue;
+            }
+            401 | 403 => {
+                let sent = match digest {
+                    Some(_) => "Digest",
+                    None => "Basic",
+                };
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    match credentials {
+                        Some(_) => {
+                            format!("the camera refused the credentials (HTTP {}) sent as {sent}", head.status)
+                        }
+                        None => format!("the camera refused access without credentials (HTTP {})", head.status),
+                    },
+                ));
+            }
+            300..=399 => {
+                let to = head.location.as_deref().map(super::source::redact).unwrap_or_default();
+                return Err(io::Error::other(format!(
+                    "the camera redirects (HTTP {}) to {to:?}; give that URL",
+                    head.status
+                )));
+            }
+            status => return Err(io::Error::other(format!("the camera answered HTTP {status}"))),
+        }
+        let body: Box<dyn Read + Send + 'a> = match head.framing {
+            Framing::Length(n) => Box::new(reader.take(n)),
+            Framing::Close => Box::new(reader),
+            Framing::Chunked => Box::new(Dechunk { inner: reader, left: 0, done: false }),
+        };
+        return Ok((Some(head), body));
+    }
+}
+
+/// One GET on a new connection: the head (None if a stop came first) and
+/// the reader positioned at the body.
+fn send<'a>(
+    url: &HttpUrl,
+    authorization: Option<&str>,
+    stop: &'a AtomicBool,
+) -> io::Result<(Option<Head>, BufReader<Patient<'a>>)> {
     let addrs: Vec<_> = (url.connect_host(), url.port).to_socket_addrs()?.collect();
     let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{} resolves to no address", url.host));
     let mut socket = None;
@@ -162,44 +241,17 @@ fn request<'a>(
         url.host_header(),
         env!("CARGO_PKG_VERSION")
     );
-    if let Some(userinfo) = credentials {
-        request.push_str(&format!("Authorization: Basic {}\r\n", base64(userinfo.as_bytes())));
+    if let Some(authorization) = authorization {
+        request.push_str(&format!("Authorization: {authorization}\r\n"));
     }
     request.push_str("\r\n");
     (&socket).write_all(request.as_bytes())?;
     let mut reader = BufReader::with_capacity(64 * 1024, Patient { socket, stop, idle: IDLE_TIMEOUT });
     let raw = match read_head(&mut reader) {
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok((None, Box::new(io::empty()))),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok((None, reader)),
         other => other?,
     };
-    let head = parse_head(&raw)?;
-    match head.status {
-        200 => {}
-        401 | 403 => {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "the camera refused {} (HTTP {}); yolod sends Basic authentication",
-                    if credentials.is_some() { "the credentials" } else { "access without credentials" },
-                    head.status
-                ),
-            ));
-        }
-        300..=399 => {
-            let to = head.location.as_deref().map(super::source::redact).unwrap_or_default();
-            return Err(io::Error::other(format!(
-                "the camera redirects (HTTP {}) to {to:?}; give that URL",
-                head.status
-            )));
-        }
-        status => return Err(io::Error::other(format!("the camera answered HTTP {status}"))),
-    }
-    let body: Box<dyn Read + Send + 'a> = match head.framing {
-        Framing::Length(n) => Box::new(reader.take(n)),
-        Framing::Close => Box::new(reader),
-        Framing::Chunked => Box::new(Dechunk { inner: reader, left: 0, done: false }),
-    };
-    Ok((Some(head), body))
+    Ok((Some(parse_head(&raw)?), reader))
 }
 
 /// Reads up to and including the blank line that ends the head.
@@ -260,6 +312,7 @@ pub fn parse_head(raw: &[u8]) -> io::Result<Head> {
         content_type: get("content-type").into_iter().next().unwrap_or_default(),
         framing,
         location: get("location").into_iter().next(),
+        challenges: get("www-authenticate").join(", "),
     })
 }
 
@@ -390,6 +443,11 @@ mod tests {
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n").is_err());
         assert!(parse_head(b"RTSP/1.0 200 OK\r\n\r\n").is_err());
+        let head = parse_head(
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"cam\", nonce=\"n1\", qop=\"auth\"\r\nWWW-Authenticate: Basic realm=\"cam\"\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(head.challenges, r#"Digest realm="cam", nonce="n1", qop="auth", Basic realm="cam""#);
     }
 
     #[test]

@@ -342,6 +342,80 @@ http.server.ThreadingHTTPServer(("127.0.0.1", {port}), H).serve_forever()
 }
 
 #[test]
+fn a_snapshot_url_behind_digest_authentication_is_answered_once_then_polled() {
+    let port = free_port();
+    let dir = tempdir("digest");
+    // A camera that speaks only Digest (MD5, qop=auth, RFC 7616's rules
+    // written out here) and prints each answer's status and path.
+    let script = format!(
+        r#"
+import hashlib, http.server, re, sys
+body = open({bus:?}, "rb").read()
+md5 = lambda s: hashlib.md5(s.encode()).hexdigest()
+NONCE, seen = "5f1c0ab4d2", set()
+def valid(header):
+    if not header.startswith("Digest "): return False
+    p = dict(re.findall(r'(\w+)="?([^",]*)"?', header))
+    if p.get("username") != "viewer" or p.get("nonce") != NONCE or p.get("nc") in seen: return False
+    seen.add(p.get("nc"))
+    ha1, ha2 = md5("viewer:cam:s3cret"), md5("GET:" + p.get("uri", ""))
+    return p.get("response") == md5(":".join([ha1, NONCE, p["nc"], p["cnonce"], p["qop"], ha2]))
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if not valid(self.headers.get("Authorization", "")):
+            print(401, self.path, flush=True)
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Digest realm="cam", nonce="' + NONCE + '", qop="auth", algorithm=MD5')
+            self.send_header("WWW-Authenticate", 'Basic realm="cam"')
+            self.send_header("Content-Length", "0"); self.end_headers(); return
+        print(200, self.path, flush=True)
+        self.send_response(200); self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", {port}), H).serve_forever()
+"#,
+        bus = fixture("images/bus.jpg").display().to_string()
+    );
+    let mut producer = Command::new("python3").args(["-c", &script]).stdout(Stdio::piped()).spawn().unwrap();
+    let log = dir.join("lines.jsonl");
+    let good_path = "/ISAPI/Streaming/channels/101/picture";
+    let good = format!("http://viewer:s3cret@127.0.0.1:{port}{good_path}");
+    let bad = format!("http://viewer:wrong@127.0.0.1:{port}/snap.jpg");
+    let server = Server::start(&[
+        "--camera",
+        &good,
+        "--camera",
+        &bad,
+        "--fps",
+        "4",
+        "--size",
+        "320",
+        "--log",
+        log.to_str().unwrap(),
+    ]);
+    let name = "127-0-0-1-picture";
+    wait_for_line(&log, name, "bus and person", has_bus_and_person);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lines(&log).iter().filter(|l| l["camera"] == name).count() < 4 {
+        assert!(Instant::now() < deadline, "snapshots are not polled: {:?}", lines(&log));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let refused = camera(&readyz(&server), "127-0-0-1-snap").clone();
+    let why = refused["last_error"].as_str().unwrap();
+    assert!(why.contains("refused the credentials (HTTP 401) sent as Digest"), "{refused}");
+    drop(server);
+    producer.kill().unwrap();
+    let mut statuses = String::new();
+    std::io::Read::read_to_string(&mut producer.stdout.take().unwrap(), &mut statuses).unwrap();
+    let _ = producer.wait();
+    // The good camera met one challenge; every poll after it went through
+    // at once, with the nonce count going up (the server refuses a reused one).
+    let count = |status: &str| statuses.lines().filter(|l| *l == format!("{status} {good_path}")).count();
+    assert!(count("200") >= 4, "{statuses}");
+    assert_eq!(count("401"), 1, "{statuses}");
+}
+
+#[test]
 fn capture_reads_mjpeg_on_stdin_until_it_ends() {
     let mut child = Command::new(BIN)
         .args(["capture", "--camera", "-", "--size", "320"])
