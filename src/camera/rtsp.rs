@@ -2,10 +2,10 @@
 //! RTSP TCP connection, H.264 decoded in process (`h264`), MJPEG (RFC 2435)
 //! handed on as JPEG pictures.
 //!
-//! retina is async. One tokio runtime, with one worker thread that drives
-//! every RTSP socket and timer, is started with the first RTSP camera; each
-//! camera's capture thread blocks on its own session future, so decoding
-//! happens on the camera's thread, never on the runtime's.
+//! retina is async. One tokio runtime, on one thread that drives every RTSP
+//! socket and timer, is started with the first RTSP camera; each camera's
+//! capture thread blocks on its own session future, so decoding happens on
+//! the camera's thread, never on the runtime's.
 
 use std::io;
 use std::sync::OnceLock;
@@ -44,19 +44,27 @@ impl Codec {
     }
 }
 
-/// The runtime shared by every RTSP camera.
-fn runtime() -> io::Result<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    if let Some(runtime) = RUNTIME.get() {
-        return Ok(runtime);
+/// The runtime shared by every RTSP camera: a current-thread runtime whose
+/// own thread ("rtsp") drives the sockets and timers of all of them, while
+/// each capture thread blocks on its session through the handle (with a
+/// current-thread runtime, IO and timers work for `Handle::block_on`
+/// callers only while another thread is in `Runtime::block_on`, which the
+/// "rtsp" thread always is). tokio's multi-thread scheduler stays out of
+/// the binary: the same work for less code (rumqttc uses this flavour too).
+fn runtime() -> io::Result<&'static tokio::runtime::Handle> {
+    static HANDLE: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("rtsp")
-        .enable_io()
-        .enable_time()
-        .build()?;
-    Ok(RUNTIME.get_or_init(|| runtime))
+    static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new().name("rtsp".into()).spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+    Ok(HANDLE.get_or_init(|| handle))
 }
 
 /// Reads the camera at `url` until `stop` (Ok), the stream's end (Ok) or a
