@@ -14,8 +14,9 @@ use super::precision::{self, Choice, Cpu, Precision};
 /// The COCO YOLOv8n compiled into the binary (see models/README.md), in two
 /// precisions under one id: which one runs is chosen per CPU ([`Embedded`]).
 pub const EMBEDDED_ID: &str = "yolov8n";
-/// models/yolov8n.onnx and models/int8/yolov8n-convint.onnx, deflated by
-/// build.rs: 2.6 MB less binary for one inflate at load (the sizes are in
+/// models/yolov8n.onnx and models/int8/yolov8n-convint.onnx, their float
+/// tensors split into byte planes (`planes`) and deflated by build.rs: 2.8 MB
+/// less binary for one inflate and one pass at load (the sizes are in
 /// BENCHMARKS.md).
 const EMBEDDED_FP32_DEFLATED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/yolov8n.onnx.deflate"));
 const EMBEDDED_INT8_DEFLATED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/yolov8n-convint.onnx.deflate"));
@@ -25,7 +26,10 @@ pub fn embedded_onnx(int8: bool) -> Vec<u8> {
     let deflated = if int8 { EMBEDDED_INT8_DEFLATED } else { EMBEDDED_FP32_DEFLATED };
     // build.rs wrote these bytes from files it had just read: failing here
     // is a broken build, not bad input.
-    miniz_oxide::inflate::decompress_to_vec(deflated).expect("the embedded model inflates")
+    let mut onnx = miniz_oxide::inflate::decompress_to_vec(deflated).expect("the embedded model inflates");
+    let spans = super::planes::float_tensors(&onnx);
+    super::planes::join(&mut onnx, &spans);
+    onnx
 }
 
 /// The built-in model in the precision chosen for this CPU.
