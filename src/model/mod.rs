@@ -6,7 +6,7 @@ pub mod graph;
 pub mod meta;
 mod params;
 // Plan builds: single flight per size, a few kept, new sizes rationed.
-mod planes;
+pub mod planes;
 pub mod plans;
 pub mod precision;
 pub mod registry;
