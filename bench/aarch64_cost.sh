@@ -131,7 +131,7 @@ run_one() { # model size cpu iterations base
         tail -n 5 "$base.log" >&2
         return 1
     fi
-    awk '{print $2}' "$base.count.raw" >"$base.count"
+    awk 'NR == 1 {print $2}' "$base.count.raw" >"$base.count"
     rm -f "$base.count.raw"
     awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f\n", b - a}' >"$base.time"
 }

@@ -147,6 +147,24 @@ def maps_resolver(maps_path):
     return resolve
 
 
+SPIN_LOAD = re.compile(r"^(ldar|ldapr|ldaxr|ldxr)\w*$")
+
+
+def is_spin_wait(addr, insns):
+    """A thread waiting for another: a short block that only re-reads a
+    flag or counter with an acquire (or exclusive) load and branches back
+    to itself, as onnxruntime's caller does while its pool works. Its
+    instructions are time spent waiting, not work of the inference."""
+    if not insns or len(insns) > 8 or not BRANCH.match(insns[-1][0]):
+        return False
+    target = re.search(r"([0-9a-f]+)(?:\s*<[^>]*>)?\s*$", insns[-1][1])
+    if not target or int(target.group(1), 16) != addr:
+        return False
+    if any(m.startswith(("st", "stl")) for m, _ in insns):
+        return False
+    return any(SPIN_LOAD.match(m) for m, _ in insns) or any(m in ("yield", "wfe", "isb") for m, _ in insns)
+
+
 def mca_source(insns):
     """The block as llvm-mca input: branch targets become a label at its top."""
     lines = [".Ltop:"]
@@ -180,6 +198,17 @@ def main():
     ap.add_argument("--precision", default="auto", choices=["fp32", "int8", "auto"],
                     help="the embedded model's precision (default auto: what the board runs)")
     ap.add_argument("--size", type=int, default=640)
+    ap.add_argument("--threads", type=int, default=1, metavar="T",
+                    help="threads for one inference: yolod's --matmul-threads, onnxruntime's intra-op threads "
+                         "(--command: put them in the command). Each guest thread is counted and estimated on "
+                         "its own, and the critical path is reported (see --critical)")
+    ap.add_argument("--critical", choices=["caller-waits", "caller-works"],
+                    help="how one inference's critical path is read from the threads' cycles. caller-waits "
+                         "(yolod's default: tract's rayon pool runs the parallel work while the calling thread "
+                         "blocks): the main thread + the busiest other thread. caller-works (the default for "
+                         "--ort and --command: onnxruntime's caller runs a share of each parallel loop): the "
+                         "busiest thread. Both are lower bounds: they assume each thread's share is the same "
+                         "in every parallel region")
     ap.add_argument("--ort", metavar="LIBONNXRUNTIME",
                     help="estimate onnxruntime (this aarch64 libonnxruntime.so.1) instead of yolod")
     ap.add_argument("--ort-driver", default=os.path.join(HERE, "ort_aarch64/target/aarch64-unknown-linux-gnu/release/ort_aarch64"),
@@ -193,11 +222,17 @@ def main():
     ap.add_argument("--coverage", type=float, default=0.995, help="share of instructions estimated block by block")
     ap.add_argument("--mix", type=int, default=0, metavar="N",
                     help="also print the N most executed mnemonics (with their vector arrangement) of the estimated blocks")
+    ap.add_argument("--hot-blocks", type=int, default=0, metavar="N",
+                    help="with several threads, also print each thread's N hottest blocks (their first instructions)")
     ap.add_argument("--qemu", default="qemu-aarch64")
     ap.add_argument("--mca", default="llvm-mca-19")
     ap.add_argument("--json", action="store_true", help="one JSON line instead of text")
+    # what aarch64_profile.run() reads; --inference-only runs on no image
+    ap.set_defaults(format=None, frame_size=None, convert_first=False, h264=False, image=None)
     args = ap.parse_args()
     args.cpu, mcpu, ghz = BOARDS[args.board]
+    if args.critical is None:
+        args.critical = "caller-works" if args.ort or args.command else "caller-waits"
     if args.ort and args.command:
         ap.error("--ort and --command exclude each other")
     if args.ort:
@@ -205,35 +240,35 @@ def main():
             ap.error("--ort needs --model")
         args.command = " ".join(shlex.quote(a) for a in [
             args.ort_driver, "--lib", args.ort, "--model", args.model, "--size", str(args.size),
-            "--threads", "1"]) + " --iterations {n} --maps {maps}"
+            "--threads", str(args.threads)]) + " --iterations {n} --maps {maps}"
 
     plugin = subprocess.run([os.path.join(HERE, "qemu-insn/build.sh")], capture_output=True, text=True,
                             check=True).stdout.split()[-1]
     with tempfile.TemporaryDirectory() as tmp:
         runs, totals = {}, {}
         for iterations in (1, 2):
-            counts = defaultdict(int)
+            counts = defaultdict(int)  # (vCPU, (file, address)) -> instructions
             if args.command:
                 maps = os.path.join(tmp, f"maps{iterations}.txt")
                 cmd = [a.replace("{n}", str(iterations)).replace("{maps}", maps) for a in shlex.split(args.command)]
                 qemu_args = ["-L", args.sysroot] + [a for e in args.qemu_env for a in ("-E", e)]
                 blocks = profile.run_command(args.qemu, args.cpu, plugin, cmd, os.path.join(tmp, str(iterations)),
-                                             qemu_args=qemu_args, what=f"{iterations} iteration(s)")
+                                             qemu_args=qemu_args, what=f"{iterations} iteration(s)", per_thread=True)
                 resolve = maps_resolver(maps)
-                for pc, n in blocks:
-                    counts[resolve(pc)] += n
+                for pc, n, vcpu in blocks:
+                    counts[vcpu, resolve(pc)] += n
             else:
                 # A static binary: its entry block is the profile's first.
-                blocks = profile.run(args, plugin, iterations, tmp)
+                blocks = profile.run(args, plugin, iterations, tmp, per_thread=True)
                 bias = blocks[0][0] - profile.entry_point(args.bin)
-                for pc, n in blocks:
-                    counts[(args.bin, pc - bias)] += n
+                for pc, n, vcpu in blocks:
+                    counts[vcpu, (args.bin, pc - bias)] += n
             runs[iterations] = counts
             # The profile's blocks must add up to the plugin's own total.
             with open(os.path.join(tmp, f"{iterations}.count.txt")) as f:
                 totals[iterations] = int(f.read().split()[1])
-            if sum(n for _, n in blocks) != totals[iterations]:
-                sys.exit(f"aarch64_cycles: run {iterations}: the profile holds {sum(n for _, n in blocks)} "
+            if sum(b[1] for b in blocks) != totals[iterations]:
+                sys.exit(f"aarch64_cycles: run {iterations}: the profile holds {sum(b[1] for b in blocks)} "
                          f"instructions, the counter {totals[iterations]}")
     per = {a: runs[2].get(a, 0) - runs[1].get(a, 0) for a in set(runs[1]) | set(runs[2])}
     # Blocks that ran less often in the longer run mean the two runs took different paths.
@@ -245,7 +280,10 @@ def main():
     if negative > 1e-3 * one:
         print(f"aarch64_cycles: warning: {100 * negative / one:.2f}% of an inference ran in run 1's blocks and not "
               f"in run 2's (the runs are not exactly deterministic); the estimate counts run 2's blocks", file=sys.stderr)
-    per = {a: n for a, n in per.items() if n > 0}
+    per_thread = {a: n for a, n in per.items() if n > 0}  # (vCPU, block) -> instructions
+    per = defaultdict(int)  # block -> instructions, all threads
+    for (_, key), n in per_thread.items():
+        per[key] += n
     total = sum(per.values())
 
     hot, covered = [], 0
@@ -268,12 +306,37 @@ def main():
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         results = list(pool.map(estimate, hot))
+    # Cycles per instruction of each estimated block, for the per-thread sums.
+    block_cpi = {key: c / n for (key, _), (_, n, c, _, _) in zip(hot, results) if c is not None}
+    block_insns = {key: insns for (key, _), (_, _, _, _, insns) in zip(hot, results)}
+    spinning = {key for key, insns in block_insns.items() if is_spin_wait(key[1], insns)}
     known = [(n, c) for _, n, c, _, _ in results if c is not None]
     failed = sum(n for _, n, c, _, _ in results if c is None)
     uneven = sum(n for _, n, c, whole, _ in results if c is not None and not whole)
     cpi = sum(c for _, c in known) / sum(n for n, _ in known)
     cycles = sum(c for _, c in known) + cpi * (total - sum(n for n, _ in known))
     ms = cycles / (ghz * 1e6)
+    # Per guest thread: its blocks' executions x the same cycles per block,
+    # the rest at the mean. Threads under 0.1% of the work (signal or
+    # bookkeeping threads) are left out of the critical path.
+    # Spin-wait blocks (is_spin_wait) count as the thread's waiting, kept
+    # apart: under qemu their count depends on host scheduling, and on a
+    # board a waiting thread is not on the critical path.
+    threads = defaultdict(lambda: [0, 0.0, 0, 0.0])  # instructions, cycles of work; the same waiting
+    for (vcpu, key), n in per_thread.items():
+        at = 2 if key in spinning else 0
+        threads[vcpu][at] += n
+        threads[vcpu][at + 1] += n * block_cpi.get(key, cpi)
+    threads = {v: t for v, t in sorted(threads.items()) if t[0] >= 1e-3 * total}
+    main_cycles = threads.get(0, [0, 0.0])[1]
+    others = [t[1] for v, t in threads.items() if v != 0]
+    if args.critical == "caller-waits":
+        critical = main_cycles + max(others, default=0.0)
+    else:
+        critical = max(t[1] for t in threads.values())
+    waiting = sum(t[2] for t in threads.values())
+    work_cycles = sum(t[1] for t in threads.values())
+    critical_ms = critical / (ghz * 1e6)
     # Instructions and cycles by file (the uncovered tail at the mean CPI).
     modules = defaultdict(lambda: [0, 0.0])
     for (path, _), n in per.items():
@@ -304,13 +367,26 @@ def main():
                           "size": args.size, "instructions": total, "cycles": round(cycles), "cpi": round(cpi, 4),
                           "ms": round(ms, 2), "mca_failed_share": round(failed / total, 5),
                           "uneven_share": round(uneven / total, 5), "negative_share": round(negative / one, 5),
+                          "threads_asked": args.threads, "critical_rule": args.critical,
+                          "critical_cycles": round(critical), "critical_ms": round(critical_ms, 2),
+                          "waiting_instructions": waiting, "work_cycles": round(work_cycles),
+                          "threads": [{"vcpu": v, "instructions": n, "cycles": round(c), "waiting_instructions": w,
+                                       "waiting_cycles": round(wc)} for v, (n, c, w, wc) in threads.items()],
                           "modules": {k: {"instructions": v[0], "cycles": round(v[1])} for k, v in modules.items()},
                           "mix": {k: round(v) for k, v in sorted(mix.items(), key=lambda kv: -kv[1])[: args.mix]}}))
         return
     print(f"{label}, size {args.size}, {args.board} ({args.cpu} counted, llvm-mca {mcpu}, {ghz} GHz)")
     print(f"  instructions per inference  {total / 1e9:.3f} G")
     print(f"  estimated cycles            {cycles / 1e9:.3f} G  ({cpi:.3f} cycles per instruction)")
-    print(f"  estimated time              {ms:.1f} ms at {ghz} GHz, 1 thread, every load an L1 hit")
+    print(f"  estimated time              {ms:.1f} ms at {ghz} GHz, all threads' work on 1 core, every load an L1 hit")
+    if len(threads) > 1 or args.threads > 1:
+        print(f"  per guest thread (vCPU 0 is the main thread), {args.threads} thread(s) asked:")
+        for v, (n, c, w, wc) in threads.items():
+            print(f"    vCPU {v:2}  work {n / 1e9:7.3f} G instr {c / 1e9:7.3f} G cycles {c / (ghz * 1e6):7.1f} ms"
+                  f"   spin-waiting {w / 1e9:6.3f} G instr")
+        rule = "main thread + busiest other" if args.critical == "caller-waits" else "busiest thread"
+        print(f"  critical path ({rule}, work only)  {critical / 1e9:.3f} G cycles = {critical_ms:.1f} ms "
+              f"({work_cycles / critical:.2f}x less than all the work on one core)")
     print(f"  blocks llvm-mca could not read: {100 * failed / total:.2f}% of instructions (scaled at the mean)")
     print(f"  blocks whose count is not a whole number of executions: {100 * uneven / total:.2f}%")
     if len(modules) > 1:
@@ -322,6 +398,13 @@ def main():
         print(f"  most executed mnemonics ({100 * covered / total:.1f}% of instructions):")
         for mnemonic, n in sorted(mix.items(), key=lambda kv: -kv[1])[: args.mix]:
             print(f"    {n / 1e9:8.3f} G {100 * n / total:5.1f}%  {mnemonic}")
+    if args.hot_blocks and len(threads) > 1:
+        for v in threads:
+            mine = sorted(((n, key) for (t, key), n in per_thread.items() if t == v), reverse=True)[: args.hot_blocks]
+            print(f"  vCPU {v}: hottest blocks")
+            for n, (path, addr) in mine:
+                text = "; ".join(f"{m} {o}".strip() for m, o in block_insns.get((path, addr), [])[:8])
+                print(f"    {n / 1e9:7.3f} G  {os.path.basename(path or '?')}+{addr:#x}  {text[:150]}")
 
 
 if __name__ == "__main__":

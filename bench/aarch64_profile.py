@@ -71,7 +71,7 @@ def entry_point(binary):
     return int(re.search(r"Entry point address:\s+0x([0-9a-f]+)", out).group(1), 16)
 
 
-def run(args, plugin, iterations, tmp, inference_only=True):
+def run(args, plugin, iterations, tmp, inference_only=True, per_thread=False):
     env = dict(os.environ, TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=CPU_PARTS.get(args.cpu, ""))
     cmd = [args.bin, "bench", "--size", str(args.size), "--iterations", str(iterations), "--warmup", "0"]
     if inference_only:
@@ -88,16 +88,20 @@ def run(args, plugin, iterations, tmp, inference_only=True):
         cmd += ["--convert-first"]
     if args.h264:
         cmd += ["--h264"]
+    if getattr(args, "threads", 1) > 1:
+        cmd += ["--matmul-threads", str(args.threads)]
     if args.image:
         cmd += [args.image]
     what = f"{iterations} iteration(s){'' if inference_only else ', whole image'}"
     prefix = os.path.join(tmp, f"{iterations}{'' if inference_only else '-whole'}")
-    return run_command(args.qemu, args.cpu, plugin, cmd, prefix, env=env, what=what)
+    return run_command(args.qemu, args.cpu, plugin, cmd, prefix, env=env, what=what, per_thread=per_thread)
 
 
-def run_command(qemu, cpu, plugin, cmd, prefix, env=None, qemu_args=(), what="run"):
+def run_command(qemu, cpu, plugin, cmd, prefix, env=None, qemu_args=(), what="run", per_thread=False):
     """Run the aarch64 `cmd` under qemu with the plugin's per-block profile;
-    (guest pc, instructions) per translated block, the entry block first."""
+    (guest pc, instructions) per translated block, the entry block first, or
+    with per_thread (guest pc, instructions, vCPU) per block and guest
+    thread (vCPU 0 is the main thread)."""
     prof, count = f"{prefix}.profile.txt", f"{prefix}.count.txt"
     full = [qemu, *qemu_args, "-cpu", cpu, "-plugin", f"{plugin},mode=tb,out={count},profile={prof}", *cmd]
     print(f"aarch64_profile: {what} under qemu {cpu} ...", file=sys.stderr, flush=True)
@@ -105,8 +109,8 @@ def run_command(qemu, cpu, plugin, cmd, prefix, env=None, qemu_args=(), what="ru
     blocks = []
     with open(prof) as f:
         for line in f:
-            pc, n = line.split()
-            blocks.append((int(pc, 16), int(n)))
+            pc, n, vcpu = line.split()
+            blocks.append((int(pc, 16), int(n), int(vcpu)) if per_thread else (int(pc, 16), int(n)))
     return blocks
 
 
@@ -208,6 +212,9 @@ def main():
     ap.add_argument("--h264", action="store_true", help="IMAGE is an H.264 stream (Annex B); each run decodes its next picture")
     ap.add_argument("--span", type=int, default=1, metavar="K",
                     help="--around: per image over K runs (1 and 1+K iterations), e.g. a whole H.264 group of pictures")
+    ap.add_argument("--threads", type=int, default=1, metavar="T",
+                    help="run with --matmul-threads T and also break the inference down by guest thread "
+                         "(vCPU 0 is the main thread, which waits while tract's pool runs the parallel parts)")
     ap.add_argument("--convert-first", action="store_true",
                     help="a raw frame goes to full-size RGB before the letterbox, as before the one-pass path")
     args = ap.parse_args()
@@ -220,13 +227,18 @@ def main():
             around(args, plugin, syms, entry, tmp)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        runs, block_runs = {}, {}
+        runs, block_runs, thread_runs = {}, {}, {}
         for iterations in (1, 2):
-            blocks = run(args, plugin, iterations, tmp)
+            triples = run(args, plugin, iterations, tmp, per_thread=True)
+            blocks = [(pc, n) for pc, n, _ in triples]
             # The profile's first block is the program's entry point: that
             # gives where qemu loaded a position-independent binary.
             runs[iterations] = by_function(blocks, syms, blocks[0][0] - entry)
             block_runs[iterations] = by_block(blocks, blocks[0][0] - entry)
+            thread_runs[iterations] = {
+                v: by_function([(pc, n) for pc, n, t in triples if t == v], syms, blocks[0][0] - entry)
+                for v in {t for _, _, t in triples}
+            }
     per = {name: runs[2].get(name, 0) - runs[1].get(name, 0) for name in set(runs[1]) | set(runs[2])}
     total = sum(per.values())
 
@@ -245,6 +257,17 @@ def main():
     print(f"{'G':>8} {'share':>7}  function")
     for name, n in sorted(per.items(), key=lambda kv: -kv[1])[: args.top]:
         print(f"{n / 1e9:8.3f} {100 * n / total:6.1f}%  {short(name)}")
+    if args.threads > 1:
+        for v in sorted(set(thread_runs[1]) | set(thread_runs[2])):
+            a, b = thread_runs[1].get(v, {}), thread_runs[2].get(v, {})
+            mine = {name: b.get(name, 0) - a.get(name, 0) for name in set(a) | set(b)}
+            n_v = sum(mine.values())
+            if n_v < 1e-3 * total:
+                continue
+            print()
+            print(f"vCPU {v}{' (main thread)' if v == 0 else ''}: {n_v / 1e9:.3f} G instructions per inference")
+            for name, n in sorted(mine.items(), key=lambda kv: -kv[1])[: args.top]:
+                print(f"{n / 1e9:8.3f} {100 * n / n_v:6.1f}%  {short(name)}")
     if args.blocks:
         addrs = [a for a, _ in syms]
         rx = re.compile(args.blocks)

@@ -23,14 +23,20 @@
  *              (a faulting load), single-threaded guests only.
  *   log=on     also send the result through qemu_plugin_outs (shown with
  *              qemu's `-d plugin`, into `-D LOGFILE` if given).
- *   profile=FILE  also count instructions per translated block and write
- *              `<hex guest address> <instructions>` lines to FILE at exit,
- *              one per translated block (blocks translated more than once
- *              appear more than once), in translation order, so the first line is the
- *              entry block; bench/aarch64_profile.py maps them to functions.
- *              Plain inline adds: exact while one guest thread runs.
+ *   profile=FILE  also count instructions per translated block and per
+ *              vCPU, and write `<hex guest address> <instructions> <vcpu>`
+ *              lines to FILE at exit, one per translated block and vCPU that
+ *              ran it (blocks translated more than once appear more than
+ *              once), in translation order, so the first line is the entry
+ *              block; bench/aarch64_profile.py maps them to functions. One
+ *              callback per executed block, whose vCPU owns the counter it
+ *              adds to: exact with several guest threads. vCPU 0 is the
+ *              main thread; vCPUs from PROFILE_VCPUS - 1 up share the last
+ *              counter.
  *
- * Output: one line `insns <total> vcpus <n> mode <mode>`.
+ * Output: a line `insns <total> vcpus <n> mode <mode>`, then one line
+ * `vcpu <index> insns <count>` per vCPU that ran (mode=tb only: the inline
+ * modes keep one shared counter).
  *
  * Licence: same as yolod.
  * SPDX-License-Identifier: AGPL-3.0-only
@@ -66,9 +72,11 @@ static unsigned int vcpus_seen;    /* highest vCPU index + 1, atomic */
 
 /* Per-block counters of profile=FILE: a list, appended to at translation
  * time (under a lock: translation may happen on several host threads). */
+#define PROFILE_VCPUS 16
 struct block {
     uint64_t pc;
-    uint64_t insns;          /* executed instructions, inline adds */
+    uint64_t n_insns;                 /* the block's length */
+    uint64_t insns[PROFILE_VCPUS];    /* executed instructions, per vCPU */
     struct block *next;
 };
 static struct block *blocks;
@@ -89,6 +97,18 @@ static void on_tb_exec(unsigned int vcpu, void *udata)
     }
 }
 
+/* profile=FILE: the block's counter of the vCPU that runs it. In qemu-user
+ * a vCPU is one guest thread on one host thread, so no two host threads
+ * add to the same counter. The total goes to the vCPU's slot as in tb mode. */
+static void on_profiled_tb_exec(unsigned int vcpu, void *udata)
+{
+    struct block *b = udata;
+    b->insns[vcpu < PROFILE_VCPUS ? vcpu : PROFILE_VCPUS - 1] += b->n_insns;
+    if (mode == MODE_TB) {
+        on_tb_exec(vcpu, (void *)(uintptr_t)b->n_insns);
+    }
+}
+
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
     size_t n = qemu_plugin_tb_n_insns(tb);
@@ -96,15 +116,19 @@ static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     if (profile_path) {
         struct block *b = g_new0(struct block, 1);
         b->pc = qemu_plugin_tb_vaddr(tb);
+        b->n_insns = n;
         g_mutex_lock(&blocks_lock);
         b->next = blocks;
         blocks = b;
         g_mutex_unlock(&blocks_lock);
-        qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64,
-                                                 &b->insns, n);
+        qemu_plugin_register_vcpu_tb_exec_cb(tb, on_profiled_tb_exec,
+                                             QEMU_PLUGIN_CB_NO_REGS, b);
     }
     switch (mode) {
     case MODE_TB:
+        if (profile_path) {
+            break; /* on_profiled_tb_exec counts */
+        }
         qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_exec,
                                              QEMU_PLUGIN_CB_NO_REGS,
                                              (void *)(uintptr_t)n);
@@ -161,9 +185,11 @@ static void write_profile(void)
     }
     blocks = in_order;
     for (struct block *b = blocks; b; b = b->next) {
-        uint64_t n = __atomic_load_n(&b->insns, __ATOMIC_RELAXED);
-        if (n) {
-            fprintf(f, "%" PRIx64 " %" PRIu64 "\n", b->pc, n);
+        for (unsigned int v = 0; v < PROFILE_VCPUS; v++) {
+            uint64_t n = __atomic_load_n(&b->insns[v], __ATOMIC_RELAXED);
+            if (n) {
+                fprintf(f, "%" PRIx64 " %" PRIu64 " %u\n", b->pc, n, v);
+            }
         }
     }
     g_mutex_unlock(&blocks_lock);
@@ -189,6 +215,12 @@ static void on_guest_exit(qemu_plugin_id_t id, void *udata)
         FILE *f = fopen(out_path, "w");
         if (f) {
             fputs(line, f);
+            for (unsigned int i = 0; mode == MODE_TB && i < MAX_SLOTS; i++) {
+                uint64_t n = __atomic_load_n(&slots[i].n, __ATOMIC_RELAXED);
+                if (n) {
+                    fprintf(f, "vcpu %u insns %" PRIu64 "\n", i, n);
+                }
+            }
             fclose(f);
         } else {
             fprintf(stderr, "insn_count: cannot write %s; %s", out_path, line);

@@ -16,7 +16,7 @@ aarch64-linux-gnu-gcc -O1 -static -pthread -o "$prog" "$here/selftest.c"
 count() { # mode iterations [threads]
     local f="$here/build/selftest.count"
     "$qemu" -cpu "$cpu" -plugin "$so,mode=$1,out=$f" "$prog" "${@:2}"
-    awk '{print $2}' "$f"
+    awk 'NR == 1 {print $2}' "$f"
 }
 
 fail=0
@@ -42,5 +42,25 @@ if [[ -n "$body" && "$first" != "$((body * n))" ]]; then fail=1; fi
 for run in 1 2; do
     echo "4 threads x N, mode=tb, run $run: $(count tb "$n" 4)"
 done
+
+# The per-block profile, per thread: its lines add up to the counter, each
+# vCPU's lines to that vCPU's total, and the 4 workers ran the same loop.
+f="$here/build/selftest.count" p="$here/build/selftest.profile"
+"$qemu" -cpu "$cpu" -plugin "$so,mode=tb,out=$f,profile=$p" "$prog" "$n" 4
+if ! awk -v n="$n" -v body="${body:-0}" '
+    FNR == NR { if ($1 == "insns") total = $2; else if ($1 == "vcpu") vcpu[$2] = $4; next }
+    { sum += $2; per[$3] += $2 }
+    END {
+        ok = (sum == total)
+        for (v in vcpu) if (per[v] != vcpu[v]) ok = 0
+        for (v = 2; v <= 4; v++) if (per[v] != per[1]) ok = 0
+        if (per[1] < body * n) ok = 0
+        printf "profile, 4 threads: %d instructions (counter %d); per thread:", sum, total
+        for (v = 0; v <= 4; v++) printf " %d", per[v]
+        print ok ? " (consistent)" : " (INCONSISTENT)"
+        exit !ok
+    }' "$f" "$p"; then
+    fail=1
+fi
 
 if [[ "$fail" == 0 ]]; then echo "selftest: OK (deterministic, exact)"; else echo "selftest: FAILED"; exit 1; fi

@@ -6,6 +6,12 @@
 //!   ort_aarch64 --lib libonnxruntime.so.1 --model M.onnx --size 640 \
 //!       --iterations 2 [--maps FILE]
 //!
+//! With --threads T > 1 the intra-op pool's threads do not spin while they
+//! wait for work (`session.intra_op.allow_spinning = 0`): a spinning thread
+//! executes instructions that are not the inference's, and the per-thread
+//! count is meant to show each thread's share of the work. The calling
+//! thread is one of the T and runs a share of every parallel loop.
+//!
 //! --maps FILE copies /proc/self/maps (qemu-user shows the guest's) to FILE
 //! at exit, so bench/aarch64_cycles.py can map the per-block profile to
 //! libonnxruntime.so, libc, ... and disassemble each block from its file.
@@ -57,6 +63,7 @@ fn main() -> ort::Result<()> {
     let mut session = Session::builder(&env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
         .with_intra_threads(args.threads)?
+        .with_intra_op_spinning(args.threads == 1)?
         .with_inter_threads(1)?
         .with_parallel_execution(false)?
         .commit_from_file(&args.model)?;
