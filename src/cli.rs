@@ -19,13 +19,15 @@ use crate::model::Params;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Threads each inference splits its matrix products across (tract's
-    /// multithreaded executor). 1 keeps every inference on one core and
-    /// gets parallelism from serve's --workers instead: more throughput
-    /// under load. More lowers the latency of a single request (BENCHMARKS.md).
-    #[arg(long, global = true, value_name = "N", env = "YOLOD_MATMUL_THREADS", default_value_t = 1,
+    /// Threads each inference is split across (tract's pool: the matrix
+    /// products and yolod's own int8 passes). Default: every core (at most
+    /// 4) for `capture` and for `serve` with one camera, where the latency
+    /// of one frame is what counts; 1 otherwise, so that `serve` gets its
+    /// parallelism from --workers instead: more throughput under load.
+    /// (BENCHMARKS.md, "One frame on four cores").
+    #[arg(long, global = true, value_name = "N", env = "YOLOD_MATMUL_THREADS",
           value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub matmul_threads: u16,
+    pub matmul_threads: Option<u16>,
     /// How much yolod says on stderr: error, warn, info (start-up, cameras,
     /// stops) or debug (plans, rewrites, per-request detail). Other crates
     /// log at warn unless RUST_LOG (e.g. `tract_core=debug`) says otherwise.

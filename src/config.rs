@@ -66,6 +66,24 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
 }
 
+/// How many threads one inference is split across when --matmul-threads
+/// is not given, and why. With one camera (`capture`, or `serve` with one
+/// camera) the latency of a frame counts: every core, at most 4. Otherwise
+/// 1, and `serve` runs one inference per worker: more throughput, since
+/// the parts of an inference that stay serial cost a split pool time.
+pub fn default_matmul_threads(command: &crate::cli::Command) -> (usize, &'static str) {
+    use crate::cli::Command;
+    let cameras = match command {
+        Command::Serve(args) => args.camera.cameras.len() + args.camera.tables.len(),
+        Command::Capture(args) => args.camera.cameras.len() + args.camera.tables.len(),
+        _ => 0,
+    };
+    match cameras {
+        1 => (default_workers(), "one camera: the latency of a frame"),
+        _ => (1, "one inference per worker"),
+    }
+}
+
 /// The variable `serve` read its extra model files from before
 /// `YOLOD_MODEL_FILES`; in `predict`, `capture` and `bench` it names the
 /// model to run.

@@ -229,10 +229,27 @@ mod tests {
         assert_eq!(args.queue, 7);
     }
 
+    /// One camera, from a flag or a `[[camera]]` table, splits each
+    /// inference across the cores; none or two keep one thread per
+    /// inference; --matmul-threads is not overridden (main.rs reads it first).
+    #[test]
+    fn one_camera_splits_each_inference_across_the_cores() {
+        let threads = |toml: &str, args: &[&str]| {
+            let cli = parse(toml, args).unwrap();
+            (cli.matmul_threads, crate::config::default_matmul_threads(&cli.command).0)
+        };
+        let cores = crate::config::default_workers();
+        assert_eq!(threads("", &["capture", "--camera", "/dev/video0"]), (None, cores));
+        assert_eq!(threads("[[camera]]\nsource = \"/dev/video0\"\n", &["serve"]), (None, cores));
+        assert_eq!(threads("", &["serve"]), (None, 1));
+        assert_eq!(threads("", &["serve", "--camera", "/dev/video0", "--camera", "/dev/video2"]), (None, 1));
+        assert_eq!(threads("", &["serve", "--matmul-threads", "2", "--camera", "/dev/video0"]).0, Some(2));
+    }
+
     #[test]
     fn snake_case_keys_lists_and_global_options() {
         let cli = parse("api_key = [\"a\", \"b\"]\nmatmul-threads = 2\nlog-level = \"debug\"\n", &["serve"]).unwrap();
-        assert_eq!(cli.matmul_threads, 2);
+        assert_eq!(cli.matmul_threads, Some(2));
         assert_eq!(cli.log_level, crate::cli::LogLevel::Debug);
         assert_eq!(serve(cli).api_keys, ["a", "b"]);
     }

@@ -24,7 +24,14 @@ fn main() -> ExitCode {
     }
     yolod::engine::quiet_error_backtraces();
     let activated = yolod::service::take_activated_listener();
-    yolod::engine::split_matmuls(cli.matmul_threads.into());
+    let (threads, why) = match cli.matmul_threads {
+        Some(n) => (n.into(), "--matmul-threads"),
+        None => yolod::config::default_matmul_threads(&cli.command),
+    };
+    if threads > 1 {
+        log::info!("each inference is split across {threads} threads ({why})");
+    }
+    yolod::engine::split_matmuls(threads);
     let result = match cli.command {
         Command::Serve(args) => commands::serve(*args, activated),
         Command::Predict(args) => commands::predict(args),

@@ -11,6 +11,7 @@
 
 use anyhow::Result;
 use tract_linalg::Func;
+use tract_linalg::multithread::par_chunks_mut;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::{OptBinByScalar, TypedBinOp};
@@ -200,34 +201,21 @@ impl EvalOp for Activation {
             "activation input {shape:?} has the wrong channel count"
         );
         let acc = input.try_as_plain_ram()?.as_slice::<i32>()?;
-        let plane: usize = shape.iter().skip(self.axis + 1).product();
-        let channels = self.scale.len();
-        let silu = if self.silu { Some(Func::Silu.ew_f32()?) } else { None };
-        // Runs of one channel, in memory order: (channel, range in the tensor).
-        let runs = (0..acc.len().div_ceil(plane.max(1))).flat_map(|p| {
-            let start = p * plane;
-            (start..start + plane).step_by(CHUNK).map(move |s| (p % channels, s..(s + CHUNK).min(start + plane)))
-        });
+        // One plane per channel and outer index: the rows the passes below
+        // split among tract's pool when --matmul-threads asks for more than
+        // one thread (each row is one channel's run of values).
+        let plane: usize = shape.iter().skip(self.axis + 1).product::<usize>().max(1);
+        let work = acc.len() * WORK_PER_ELEMENT;
         match &self.quantize {
             Some(q) => {
-                // SAFETY: every element is written below (the runs cover the tensor).
+                // SAFETY: every element is written below (the rows cover the tensor).
                 let mut output = unsafe { Tensor::uninitialized_dt(i8::datum_type(), shape)? };
                 let mut plain = output.try_as_plain_ram_mut()?;
                 let ys = plain.as_slice_mut::<i8>()?;
-                let mut buffer = vec![0f32; CHUNK.min(acc.len())];
-                for (c, range) in runs {
-                    let (acc, ys) = (&acc[range.clone()], &mut ys[range]);
-                    let done = if self.own_silu {
-                        silu::silu_i8(acc, self.bias[c], self.scale[c], q.scale, q.zero_point, ys)
-                    } else {
-                        0
-                    };
-                    let buf = &mut buffer[..acc.len() - done];
-                    self.rescale(c, &acc[done..], buf);
-                    if let Some(silu) = silu.as_ref().filter(|_| !buf.is_empty()) {
-                        silu.run(buf)?;
-                    }
-                    quantize(buf, &mut ys[done..], q.scale, q.zero_point);
+                if !ys.is_empty() {
+                    par_chunks_mut(ys, plane, work, |first, ys| {
+                        self.rows_i8(q, plane, &acc[first * plane..], first, ys)
+                    })?;
                 }
                 // SAFETY: only the quantisation parameters change, not the layout.
                 unsafe { output.set_datum_type(q.out_dt) };
@@ -238,18 +226,62 @@ impl EvalOp for Activation {
                 let mut output = unsafe { Tensor::uninitialized::<f32>(shape)? };
                 let mut plain = output.try_as_plain_ram_mut()?;
                 let ys = plain.as_slice_mut::<f32>()?;
-                for (c, range) in runs {
-                    let (acc, ys) = (&acc[range.clone()], &mut ys[range]);
-                    let done = if self.own_silu { silu::silu_f32(acc, self.bias[c], self.scale[c], ys) } else { 0 };
-                    let run = &mut ys[done..];
-                    self.rescale(c, &acc[done..], run);
-                    if let Some(silu) = silu.as_ref().filter(|_| !run.is_empty()) {
-                        silu.run(run)?;
-                    }
+                if !ys.is_empty() {
+                    par_chunks_mut(ys, plane, work, |first, ys| {
+                        self.rows_f32(plane, &acc[first * plane..], first, ys)
+                    })?;
                 }
                 Ok(tvec!(output.into_tvalue()))
             }
         }
+    }
+}
+
+/// What one element of [`Activation`] costs against one of tract's
+/// element-wise ops, whose element count its pool's threshold is set in:
+/// the rescale, SiLU and quantize are several such ops in one.
+const WORK_PER_ELEMENT: usize = 4;
+
+impl Activation {
+    /// The rows (planes of `plane` values) `first..` of a quantized output:
+    /// `acc` starts at row `first`, `ys` holds whole rows.
+    fn rows_i8(&self, q: &Quantize, plane: usize, acc: &[i32], first: usize, ys: &mut [i8]) -> TractResult<()> {
+        let silu = if self.silu { Some(Func::Silu.ew_f32()?) } else { None };
+        let mut buffer = vec![0f32; CHUNK.min(plane)];
+        for (row, (acc, ys)) in acc.chunks(plane).zip(ys.chunks_mut(plane)).enumerate() {
+            let c = (first + row) % self.scale.len();
+            for (acc, ys) in acc.chunks(CHUNK).zip(ys.chunks_mut(CHUNK)) {
+                let done = if self.own_silu {
+                    silu::silu_i8(acc, self.bias[c], self.scale[c], q.scale, q.zero_point, ys)
+                } else {
+                    0
+                };
+                let buf = &mut buffer[..acc.len() - done];
+                self.rescale(c, &acc[done..], buf);
+                if let Some(silu) = silu.as_ref().filter(|_| !buf.is_empty()) {
+                    silu.run(buf)?;
+                }
+                quantize(buf, &mut ys[done..], q.scale, q.zero_point);
+            }
+        }
+        Ok(())
+    }
+
+    /// As [`Activation::rows_i8`], for an f32 output.
+    fn rows_f32(&self, plane: usize, acc: &[i32], first: usize, ys: &mut [f32]) -> TractResult<()> {
+        let silu = if self.silu { Some(Func::Silu.ew_f32()?) } else { None };
+        for (row, (acc, ys)) in acc.chunks(plane).zip(ys.chunks_mut(plane)).enumerate() {
+            let c = (first + row) % self.scale.len();
+            for (acc, ys) in acc.chunks(CHUNK).zip(ys.chunks_mut(CHUNK)) {
+                let done = if self.own_silu { silu::silu_f32(acc, self.bias[c], self.scale[c], ys) } else { 0 };
+                let run = &mut ys[done..];
+                self.rescale(c, &acc[done..], run);
+                if let Some(silu) = silu.as_ref().filter(|_| !run.is_empty()) {
+                    silu.run(run)?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -348,6 +380,35 @@ mod tests {
             let equal = steps.iter().filter(|s| **s == 0).count();
             assert!(equal * 100 >= got.len() * 99, "own SiLU {own}: only {equal} of {} equal", got.len());
             assert!(want.iter().any(|v| *v > 50) && want.iter().any(|v| *v < -2), "the values span the range");
+        }
+    }
+
+    /// Split among a 4-thread pool (as with --matmul-threads 4), the rows
+    /// land where one thread puts them: 2 x 5 planes, so chunks start at
+    /// rows whose channel is not 0, bit for bit, f32 and int8, either SiLU.
+    #[test]
+    fn split_among_threads_the_output_is_the_same_bit_for_bit() {
+        use tract_linalg::multithread::{Executor, current_threading_element_threshold, multithread_tract_scope};
+        let mut seed = 0x2545_f491_u32;
+        let values: Vec<i32> = (0..2 * 5 * 40 * 41)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                (seed % 20_001) as i32 - 10_000
+            })
+            .collect();
+        let acc: Tensor =
+            tract_onnx::tract_core::ndarray::Array4::from_shape_vec((2, 5, 40, 41), values).unwrap().into();
+        assert!(acc.len() * WORK_PER_ELEMENT >= current_threading_element_threshold(), "large enough to split");
+        let (bias, scale) = ([5, -7, 3_000, 0, 12], [0.001, 0.0005, 0.0002, 0.002, 0.0011]);
+        for own in [false, true] {
+            for q in [None, Some(Quantize { scale: 20.0, zero_point: -3, out_dt: i8::datum_type() })] {
+                let op = || activation(&bias, &scale, true, own, q.clone());
+                let one = run(op(), &acc);
+                let four = multithread_tract_scope(Executor::multithread(4), || run(op(), &acc));
+                assert_eq!(one, four, "own SiLU {own}, quantized {}", q.is_some());
+            }
         }
     }
 }

@@ -9,6 +9,7 @@
 //! swaps tract's op for [`MaxPool`], which gives the same values.
 
 use anyhow::Result;
+use tract_linalg::multithread::par_chunks_mut;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::OptMaxPool;
@@ -128,13 +129,19 @@ impl MaxPool {
         let mut output = unsafe { Tensor::uninitialized_dt(input.datum_type(), &out_shape)? };
         let mut out_plain = output.try_as_plain_ram_mut()?;
         let ys = out_plain.as_slice_mut::<T>()?;
-        // The padded row reaches the last tap of the last output.
-        let mut wide = vec![T::MIN; (self.before[1] + w).max(ow + self.kernel[1] - 1)];
-        let mut rows = vec![T::MIN; h * ow];
         if h * w > 0 && oh * ow > 0 {
-            for (x, y) in xs.chunks_exact(h * w).zip(ys.chunks_exact_mut(oh * ow)) {
-                self.plane(x, [h, w], y, &mut wide, &mut rows);
-            }
+            // Planes, split among tract's pool with --matmul-threads > 1:
+            // each run of planes has its own scratch rows.
+            let work = xs.len() * self.kernel[0].max(self.kernel[1]);
+            par_chunks_mut(ys, oh * ow, work, |first, ys| {
+                // The padded row reaches the last tap of the last output.
+                let mut wide = vec![T::MIN; (self.before[1] + w).max(ow + self.kernel[1] - 1)];
+                let mut rows = vec![T::MIN; h * ow];
+                for (x, y) in xs[first * h * w..].chunks_exact(h * w).zip(ys.chunks_exact_mut(oh * ow)) {
+                    self.plane(x, [h, w], y, &mut wide, &mut rows);
+                }
+                Ok(())
+            })?;
         }
         Ok(output)
     }
@@ -233,5 +240,20 @@ mod tests {
             let (ours, theirs) = both::<i8>(Tensor::from_shape(&shape, &bytes).unwrap(), kernel, before, after);
             assert_eq!(ours, theirs, "i8 case {i}");
         }
+    }
+
+    /// Split among a 4-thread pool (as with --matmul-threads 4), each run
+    /// of planes gets its own scratch rows: the values stay tract's.
+    #[test]
+    fn split_among_threads_it_gives_the_same_values() {
+        use tract_linalg::multithread::{Executor, current_threading_element_threshold, multithread_tract_scope};
+        let shape = [2, 7, 30, 31];
+        let len: usize = shape.iter().product();
+        assert!(len * 5 >= current_threading_element_threshold(), "large enough to split");
+        let bytes: Vec<i8> = (0..len).map(|j| ((j * 7919) % 251) as i8).collect();
+        let input = Tensor::from_shape(&shape, &bytes).unwrap();
+        let (ours, theirs) =
+            multithread_tract_scope(Executor::multithread(4), || both::<i8>(input, [5, 5], [2, 2], [2, 2]));
+        assert_eq!(ours, theirs);
     }
 }

@@ -103,7 +103,11 @@ impl EvalOp for Pack {
                 if mn > 0 {
                     // SAFETY: i8 and u8 have the same size and alignment.
                     let packed = unsafe { &mut *(bytes as *mut [u8] as *mut [i8]) };
-                    self.layout.lay(k, mn, packed, |kk, row| row.copy_from_slice(&data[base + kk * k_stride..][..mn]));
+                    self.layout.lay(k, mn, packed, |cols| {
+                        move |kk, row: &mut [i8]| {
+                            row.copy_from_slice(&data[base + kk * k_stride + cols.start..][..cols.len()])
+                        }
+                    })?;
                 }
                 values.push(Box::new(EagerPackedInput {
                     fact: PackedExoticFact { format: self.format.clone(), k, mn: mn.to_dim() },

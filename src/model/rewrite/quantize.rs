@@ -8,6 +8,7 @@
 //! (one `frintn` per lane on aarch64) in a loop the compiler vectorises.
 
 use anyhow::Result;
+use tract_linalg::multithread::par_chunks_mut;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
@@ -99,6 +100,10 @@ pub(super) fn quantize_lanes(
     }
 }
 
+/// Values per row when a quantize is split among threads (a multiple of
+/// the 16 the NEON loop takes at a time).
+const ROW: usize = 4096;
+
 impl Op for Quantize {
     fn name(&self) -> StaticName {
         "YolodQuantize".into()
@@ -115,7 +120,15 @@ impl EvalOp for Quantize {
         let xs = input.try_as_plain_ram()?.as_slice::<f32>()?;
         // SAFETY: `quantize` writes every element.
         let mut output = unsafe { Tensor::uninitialized_dt(i8::datum_type(), input.shape())? };
-        quantize(xs, output.try_as_plain_ram_mut()?.as_slice_mut::<i8>()?, self.scale, self.zero_point);
+        let mut plain = output.try_as_plain_ram_mut()?;
+        let ys = plain.as_slice_mut::<i8>()?;
+        if !ys.is_empty() {
+            // Runs of ROW values, split among tract's pool with --matmul-threads > 1.
+            par_chunks_mut(ys, ROW, xs.len(), |first, ys| {
+                quantize(&xs[first * ROW..][..ys.len()], ys, self.scale, self.zero_point);
+                Ok(())
+            })?;
+        }
         // SAFETY: only the quantisation parameters change, not the layout.
         unsafe { output.set_datum_type(self.out_dt) };
         Ok(tvec!(output.into_tvalue()))
@@ -134,6 +147,25 @@ impl TypedOp for Quantize {
 mod tests {
     use super::*;
     use tract_onnx::tract_core::ops::quant::quantize_linear_f32_i8;
+
+    /// The op split among a 4-thread pool (as with --matmul-threads 4), in
+    /// rows of ROW values and a partial last one, gives what one pass gives.
+    #[test]
+    fn split_among_threads_the_op_gives_the_one_pass_values() {
+        use tract_linalg::multithread::{Executor, multithread_tract_scope};
+        let xs: Vec<f32> = (0..9 * ROW + 77).map(|i| ((i * 7919) % 1001) as f32 * 0.37 - 180.0).collect();
+        let mut want = vec![0i8; xs.len()];
+        quantize(&xs, &mut want, 0.5, 3);
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact([xs.len()])).unwrap();
+        let op = Quantize { scale: 0.5, zero_point: 3, out_dt: i8::datum_type() };
+        let y = model.wire_node("quantize", op, &[x]).unwrap();
+        model.select_output_outlets(&y).unwrap();
+        let plan = model.into_runnable().unwrap();
+        let input = tract_onnx::tract_core::ndarray::arr1(&xs).into_tensor().into_tvalue();
+        let got = multithread_tract_scope(Executor::multithread(4), || plan.run(tvec![input]).unwrap().remove(0));
+        assert_eq!(got.try_as_plain_ram().unwrap().as_slice::<i8>().unwrap(), &want[..]);
+    }
 
     #[test]
     fn matches_tracts_quantize_linear_on_ties_extremes_and_nan() {

@@ -17,10 +17,12 @@
 //! straight into 8-column panels). Nodes it does not cover (groups,
 //! layouts other than NCHW and CHW, non-int8 inputs, other packings) keep tract's op.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use anyhow::Result;
 use tract_linalg::mmm::{EagerPackedInput, MMMInputFormat, MMMInputValue, PackedExoticFact, PackedMatrixStorage};
+use tract_linalg::multithread::par_chunks_mut;
 use tract_linalg::pack::{PackedFormat, PackedI8K4};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -111,7 +113,7 @@ impl Patches {
     }
 
     /// Packs one image (C x H x W) into `packed` (panel layout).
-    fn pack_image(&self, image: &[i8], pad: i8, packed: &mut [i8]) {
+    fn pack_image(&self, image: &[i8], pad: i8, packed: &mut [i8]) -> TractResult<()> {
         let [_, c, h, w] = self.input_shape;
         let [kh, kw] = [self.pool_spec.kernel_shape[0], self.pool_spec.kernel_shape[1]];
         let ([oh, ow], [pad_y, pad_x]) = self.geometry();
@@ -124,28 +126,53 @@ impl Patches {
         let (pad_y, pad_x) = (pad_y.max(0) as usize, pad_x.max(0) as usize);
         let pw = (w + pad_x).max((ow.max(1) - 1) * sx + (kw - 1) * dx + 1);
         let ph = (h + pad_y).max((oh.max(1) - 1) * sy + (kh - 1) * dy + 1);
-        let mut padded = vec![pad; ph * pw + SLACK];
-        let mut channel = usize::MAX;
-        self.layout.lay(c * kh * kw, oh * ow, packed, move |k, row| {
-            let (ci, ky, kx) = (k / (kh * kw), k / kw % kh, k % kw);
-            if ci != channel {
-                channel = ci;
-                for (y, line) in image[ci * h * w..][..h * w].chunks_exact(w).enumerate() {
-                    padded[(y + pad_y) * pw + pad_x..][..w].copy_from_slice(line);
+        // Each run of columns (output positions) gets its own plane, in
+        // which only the rows its outputs read are filled.
+        self.layout.lay(c * kh * kw, oh * ow, packed, |cols| {
+            let (yo0, yo1) = (cols.start / ow, cols.end.div_ceil(ow));
+            let read = yo0 * sy..(yo1 - 1) * sy + (kh - 1) * dy + 1;
+            let mut padded = vec![pad; ph * pw + SLACK];
+            let mut channel = usize::MAX;
+            move |k, line| {
+                let (ci, ky, kx) = (k / (kh * kw), k / kw % kh, k % kw);
+                if ci != channel {
+                    channel = ci;
+                    for (y, src) in image[ci * h * w..][..h * w].chunks_exact(w).enumerate() {
+                        if read.contains(&(y + pad_y)) {
+                            padded[(y + pad_y) * pw + pad_x..][..w].copy_from_slice(src);
+                        }
+                    }
+                }
+                // Output rows are written in order, so each may spill whole
+                // vectors into the next one's bytes, which that overwrites:
+                // `out` runs to the end of `line`, and only `len` bytes count.
+                let segment = |out: &mut [i8], yo: usize, x0: usize, len: usize| {
+                    let src = &padded[(yo * sy + ky * dy) * pw + kx * dx + x0 * sx..];
+                    match sx {
+                        1 => copy_run(out, len, src),
+                        2 => every_other(out, len, src),
+                        _ => out[..len].iter_mut().zip(src.iter().step_by(sx)).for_each(|(o, s)| *o = *s),
+                    }
+                };
+                // A run of columns may start and end inside an output row:
+                // the part rows first and last, the whole rows between.
+                let (head, whole) = match cols.start % ow {
+                    0 => (0, yo0),
+                    x0 => {
+                        let len = (cols.end - yo0 * ow).min(ow) - x0;
+                        segment(line, yo0, x0, len);
+                        (len, yo0 + 1)
+                    }
+                };
+                let end = (cols.end / ow).max(whole);
+                for yo in whole..end {
+                    segment(&mut line[head + (yo - whole) * ow..], yo, 0, ow);
+                }
+                if end < yo1 {
+                    segment(&mut line[head + (end - whole) * ow..], end, 0, cols.end - end * ow);
                 }
             }
-            // Output rows are written in order, so each may spill whole
-            // vectors into the next one's bytes, which that overwrites:
-            // `out` runs to the end of `row`, and only `ow` bytes count.
-            for yo in 0..oh {
-                let (out, src) = (&mut row[yo * ow..], &padded[(yo * sy + ky * dy) * pw + kx * dx..]);
-                match sx {
-                    1 => copy_run(out, ow, src),
-                    2 => every_other(out, ow, src),
-                    _ => out[..ow].iter_mut().zip(src.iter().step_by(sx)).for_each(|(o, s)| *o = *s),
-                }
-            }
-        });
+        })
     }
 }
 
@@ -245,10 +272,31 @@ impl Layout {
     }
 
     /// Lays a k x n matrix into `packed` (`n.div_ceil(r)` panels, any
-    /// content), row by row: `row(k, out)` writes row k (n values) into
-    /// `out`. The bytes no row reaches (the columns past n, a k-major
-    /// panel's tail) are zeroed.
-    pub(super) fn lay(self, k: usize, n: usize, packed: &mut [i8], mut row: impl FnMut(usize, &mut [i8])) {
+    /// content), in runs of whole panels, which tract's pool shares among
+    /// its threads with --matmul-threads > 1. For each run `rows(columns)`
+    /// gives the writer of its rows: `row(k, out)` writes the run's columns
+    /// of row k into `out`. The bytes no row reaches (the columns past n,
+    /// a k-major panel's tail) are zeroed.
+    pub(super) fn lay<F: FnMut(usize, &mut [i8])>(
+        self,
+        k: usize,
+        n: usize,
+        packed: &mut [i8],
+        rows: impl Fn(Range<usize>) -> F + Sync,
+    ) -> TractResult<()> {
+        let (r, panel_len, _) = self.panels();
+        if n == 0 || packed.is_empty() {
+            return Ok(());
+        }
+        par_chunks_mut(packed, panel_len, k * n, |first, panels| {
+            let columns = first * r..((first + panels.len() / panel_len) * r).min(n);
+            self.lay_columns(k, columns.len(), panels, rows(columns));
+            Ok(())
+        })
+    }
+
+    /// [`Layout::lay`] on one thread, the k x n matrix's panels in `packed`.
+    fn lay_columns(self, k: usize, n: usize, packed: &mut [i8], mut row: impl FnMut(usize, &mut [i8])) {
         let (r, panel_len, _) = self.panels();
         let written = match self {
             Layout::KMajor { .. } => k * r,
@@ -438,7 +486,7 @@ impl EvalOp for Patches {
             if n > 0 {
                 // SAFETY: i8 and u8 have the same size and alignment.
                 let packed = unsafe { &mut *(bytes as *mut [u8] as *mut [i8]) };
-                self.pack_image(&data[b * c * h * w..][..c * h * w], pad, packed);
+                self.pack_image(&data[b * c * h * w..][..c * h * w], pad, packed)?;
             }
             values.push(Box::new(EagerPackedInput {
                 fact: PackedExoticFact { format: self.format.clone(), k: self.k, mn: n.to_dim() },

@@ -145,6 +145,46 @@ fn k_major_panels_hold_the_patch_matrix_column_by_column() {
     }
 }
 
+/// Split among a 4-thread pool (as with --matmul-threads 4), each run of
+/// panels starts and ends inside output rows, at stride 1 and 2: K4 panels
+/// are still tract's own packer's, k-major ones what one thread lays.
+#[test]
+fn split_among_threads_the_panels_are_the_same() {
+    use tract_linalg::multithread::{Executor, current_threading_element_threshold, multithread_tract_scope};
+    let four = || Executor::multithread(4);
+    let cases = [
+        Case { chw: [8, 40, 37], kernel: [3, 3], stride: [1, 1], dilation: [1, 1], pad: [1, 1] },
+        Case { chw: [16, 41, 39], kernel: [3, 3], stride: [2, 2], dilation: [1, 1], pad: [1, 1] },
+    ];
+    for (i, case) in cases.iter().enumerate() {
+        let [c, h, w] = case.chw;
+        let image = bytes(c * h * w, 23 + i as u64);
+        let (matrix, k, n) = naive(&image, case.chw, case.kernel, case.stride, case.dilation, case.pad, -3);
+        assert!(k * n >= current_threading_element_threshold(), "case {i} is large enough to split");
+        for r in [8, 16] {
+            let format = PackedI8K4::new(r);
+            let expected = format.pack_view(&Tensor::from_shape(&[k, n], &matrix).unwrap().view(), 0, 1).unwrap();
+            let expected: Vec<i8> = expected
+                .downcast_ref::<EagerPackedInput>()
+                .unwrap()
+                .packed
+                .as_bytes()
+                .iter()
+                .map(|b| *b as i8)
+                .collect();
+            let layout = Layout::K4 { r, panel_len: format.single_panel_len(k), align: format.alignment() };
+            let op = patches(case, layout, Box::new(format), k);
+            let got = multithread_tract_scope(four(), || run(&op, &image, -3));
+            assert_eq!(got, expected, "case {i}, K4 r {r}");
+        }
+        let format = PackedFormat::new(i8::datum_type(), 8, 16);
+        let layout = Layout::KMajor { r: 8, panel_len: format.single_panel_len(k), align: 16 };
+        let op = patches(case, layout, Box::new(format), k);
+        let one = run(&op, &image, -3);
+        assert_eq!(multithread_tract_scope(four(), || run(&op, &image, -3)), one, "case {i}, k-major");
+    }
+}
+
 /// `Layout::lay` writes every byte of its panels, whatever was there: the
 /// blobs it fills are not zeroed first.
 #[test]
@@ -167,7 +207,11 @@ fn lay_writes_every_byte_of_a_dirty_buffer() {
             }
             let expected: Vec<i8> = expected.iter().map(|b| *b as i8).collect();
             let mut packed = vec![0x5a_i8; n.div_ceil(r) * panel_len];
-            layout.lay(k, n, &mut packed, |row, out| out.copy_from_slice(&matrix[row * n..][..n]));
+            let rows = |cols: Range<usize>| {
+                let matrix = &matrix;
+                move |row: usize, out: &mut [i8]| out.copy_from_slice(&matrix[row * n + cols.start..][..cols.len()])
+            };
+            layout.lay(k, n, &mut packed, rows).unwrap();
             assert_eq!(packed, expected[..packed.len()], "k {k} n {n} {format:?}");
         }
     }
