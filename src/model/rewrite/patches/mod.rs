@@ -146,35 +146,49 @@ impl Patches {
                 // Output rows are written in order, so each may spill whole
                 // vectors into the next one's bytes, which that overwrites:
                 // `out` runs to the end of `line`, and only `len` bytes count.
-                let segment = |out: &mut [i8], yo: usize, x0: usize, len: usize| {
-                    let src = &padded[(yo * sy + ky * dy) * pw + kx * dx + x0 * sx..];
-                    match sx {
-                        1 => copy_run(out, len, src),
-                        2 => every_other(out, len, src),
-                        _ => out[..len].iter_mut().zip(src.iter().step_by(sx)).for_each(|(o, s)| *o = *s),
-                    }
-                };
+                let at = |yo: usize, x0: usize| (yo * sy + ky * dy) * pw + kx * dx + x0 * sx;
                 // A run of columns may start and end inside an output row:
                 // the part rows first and last, the whole rows between.
                 let (head, whole) = match cols.start % ow {
                     0 => (0, yo0),
                     x0 => {
                         let len = (cols.end - yo0 * ow).min(ow) - x0;
-                        segment(line, yo0, x0, len);
+                        strided_rows(line, 1, len, &padded[at(yo0, x0)..], 0, sx);
                         (len, yo0 + 1)
                     }
                 };
                 let end = (cols.end / ow).max(whole);
-                for yo in whole..end {
-                    segment(&mut line[head + (yo - whole) * ow..], yo, 0, ow);
+                if end > whole {
+                    strided_rows(&mut line[head..], end - whole, ow, &padded[at(whole, 0)..], sy * pw, sx);
                 }
                 if end < yo1 {
-                    segment(&mut line[head + (end - whole) * ow..], end, 0, cols.end - end * ow);
+                    let len = cols.end - end * ow;
+                    strided_rows(&mut line[head + (end - whole) * ow..], 1, len, &padded[at(end, 0)..], 0, sx);
                 }
             }
         })
     }
 }
+
+/// `count` rows of `len` values into `out`, one after the other: row i
+/// from `src[i * step..]`, every `sx`-th byte. Each row may spill whole
+/// vectors into the next one's bytes, which that overwrites (see
+/// [`copy_run`]); the match is outside the loops, which are the hot ones.
+#[inline(always)]
+fn strided_rows(out: &mut [i8], count: usize, len: usize, src: &[i8], step: usize, sx: usize) {
+    match sx {
+        1 => (0..count).for_each(|i| copy_run(&mut out[i * len..], len, &src[i * step..])),
+        2 => (0..count).for_each(|i| every_other(&mut out[i * len..], len, &src[i * step..])),
+        _ => (0..count).for_each(|i| {
+            out[i * len..][..len].iter_mut().zip(src[i * step..].iter().step_by(sx)).for_each(|(o, s)| *o = *s)
+        }),
+    }
+}
+
+/// The fewest columns (output positions) a matrix must have for
+/// [`Layout::lay`] to split it among threads: tract's pool makes 4 runs per
+/// thread, so 4 threads get runs of 64 columns or more.
+const MIN_SPLIT_COLUMNS: usize = 1024;
 
 /// Bytes the padded plane has past its end, so that row reads may run over.
 const SLACK: usize = 64;
@@ -288,7 +302,11 @@ impl Layout {
         if n == 0 || packed.is_empty() {
             return Ok(());
         }
-        par_chunks_mut(packed, panel_len, k * n, |first, panels| {
+        // A run of a few columns costs more in per-row set-up than its
+        // thread saves (at 320, packing cost 3-4x on 4 threads with the
+        // 20x20 maps split): narrow matrices stay on one thread.
+        let work = if n >= MIN_SPLIT_COLUMNS { k * n } else { 0 };
+        par_chunks_mut(packed, panel_len, work, |first, panels| {
             let columns = first * r..((first + panels.len() / panel_len) * r).min(n);
             self.lay_columns(k, columns.len(), panels, rows(columns));
             Ok(())
