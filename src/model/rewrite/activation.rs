@@ -301,8 +301,12 @@ mod tests {
     /// 3 channels of 70x70 accumulators (each channel crosses a CHUNK
     /// boundary), with a bias and a scale per channel.
     fn accumulators() -> (Tensor, Vec<i32>, Vec<f32>) {
-        let mut seed = 0x9e37_79b9_u32;
-        let values: Vec<i32> = (0..3 * 70 * 70)
+        (random_accumulators((1, 3, 70, 70), 0x9e37_79b9), vec![5, -7, 3_000], vec![0.001, 0.0005, 0.0002])
+    }
+
+    /// Accumulators in -10 000..=10 000 of the given shape (xorshift from `seed`).
+    fn random_accumulators(shape: (usize, usize, usize, usize), mut seed: u32) -> Tensor {
+        let values: Vec<i32> = (0..shape.0 * shape.1 * shape.2 * shape.3)
             .map(|_| {
                 seed ^= seed << 13;
                 seed ^= seed >> 17;
@@ -310,8 +314,7 @@ mod tests {
                 (seed % 20_001) as i32 - 10_000
             })
             .collect();
-        let acc = tract_onnx::tract_core::ndarray::Array4::from_shape_vec((1, 3, 70, 70), values).unwrap();
-        (acc.into(), vec![5, -7, 3_000], vec![0.001, 0.0005, 0.0002])
+        tract_onnx::tract_core::ndarray::Array4::from_shape_vec(shape, values).unwrap().into()
     }
 
     fn run(op: Activation, acc: &Tensor) -> Tensor {
@@ -389,17 +392,7 @@ mod tests {
     #[test]
     fn split_among_threads_the_output_is_the_same_bit_for_bit() {
         use tract_linalg::multithread::{Executor, current_threading_element_threshold, multithread_tract_scope};
-        let mut seed = 0x2545_f491_u32;
-        let values: Vec<i32> = (0..2 * 5 * 40 * 41)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                (seed % 20_001) as i32 - 10_000
-            })
-            .collect();
-        let acc: Tensor =
-            tract_onnx::tract_core::ndarray::Array4::from_shape_vec((2, 5, 40, 41), values).unwrap().into();
+        let acc = random_accumulators((2, 5, 40, 41), 0x2545_f491);
         assert!(acc.len() * WORK_PER_ELEMENT >= current_threading_element_threshold(), "large enough to split");
         let (bias, scale) = ([5, -7, 3_000, 0, 12], [0.001, 0.0005, 0.0002, 0.002, 0.0011]);
         for own in [false, true] {

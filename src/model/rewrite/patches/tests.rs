@@ -1,4 +1,8 @@
+use std::ops::Range;
+
+use super::layout::MIN_SPLIT_COLUMNS;
 use super::*;
+use tract_linalg::pack::{PackedFormat, PackedI8K4};
 use tract_onnx::tract_core::ops::cnn::PaddingSpec;
 
 /// A small deterministic generator (no dependency): xorshift.
@@ -88,6 +92,12 @@ fn run(op: &Patches, image: &[i8], fill: i8) -> Vec<i8> {
     packed.packed.as_bytes().iter().map(|b| *b as i8).collect()
 }
 
+/// What tract's own K4 packer makes of the k x n matrix.
+fn tracts_k4(format: &PackedI8K4, matrix: &[i8], k: usize, n: usize) -> Vec<i8> {
+    let packed = format.pack_view(&Tensor::from_shape(&[k, n], matrix).unwrap().view(), 0, 1).unwrap();
+    packed.downcast_ref::<EagerPackedInput>().unwrap().packed.as_bytes().iter().map(|b| *b as i8).collect()
+}
+
 #[test]
 fn k4_panels_match_tracts_own_packer_on_the_patch_matrix() {
     for (i, case) in CASES.iter().enumerate() {
@@ -96,15 +106,7 @@ fn k4_panels_match_tracts_own_packer_on_the_patch_matrix() {
         let (matrix, k, n) = naive(&image, case.chw, case.kernel, case.stride, case.dilation, case.pad, -3);
         for r in [4, 8, 16] {
             let format = PackedI8K4::new(r);
-            let expected = format.pack_view(&Tensor::from_shape(&[k, n], &matrix).unwrap().view(), 0, 1).unwrap();
-            let expected = expected
-                .downcast_ref::<EagerPackedInput>()
-                .unwrap()
-                .packed
-                .as_bytes()
-                .iter()
-                .map(|b| *b as i8)
-                .collect::<Vec<_>>();
+            let expected = tracts_k4(&format, &matrix, k, n);
             let layout = Layout::K4 { r, panel_len: format.single_panel_len(k), align: format.alignment() };
             let got = run(&patches(case, layout, Box::new(format), k), &image, -3);
             assert_eq!(got, expected, "case {i}, r {r}");
@@ -161,18 +163,10 @@ fn split_among_threads_the_panels_are_the_same() {
         let image = bytes(c * h * w, 23 + i as u64);
         let (matrix, k, n) = naive(&image, case.chw, case.kernel, case.stride, case.dilation, case.pad, -3);
         assert!(k * n >= current_threading_element_threshold(), "case {i} is large enough to split");
-        assert!(n >= super::MIN_SPLIT_COLUMNS, "case {i} is wide enough to split");
+        assert!(n >= MIN_SPLIT_COLUMNS, "case {i} is wide enough to split");
         for r in [8, 16] {
             let format = PackedI8K4::new(r);
-            let expected = format.pack_view(&Tensor::from_shape(&[k, n], &matrix).unwrap().view(), 0, 1).unwrap();
-            let expected: Vec<i8> = expected
-                .downcast_ref::<EagerPackedInput>()
-                .unwrap()
-                .packed
-                .as_bytes()
-                .iter()
-                .map(|b| *b as i8)
-                .collect();
+            let expected = tracts_k4(&format, &matrix, k, n);
             let layout = Layout::K4 { r, panel_len: format.single_panel_len(k), align: format.alignment() };
             let op = patches(case, layout, Box::new(format), k);
             let got = multithread_tract_scope(four(), || run(&op, &image, -3));
