@@ -122,13 +122,17 @@ impl EvalOp for Quantize {
         let mut output = unsafe { Tensor::uninitialized_dt(i8::datum_type(), input.shape())? };
         let mut plain = output.try_as_plain_ram_mut()?;
         let ys = plain.as_slice_mut::<i8>()?;
-        if !ys.is_empty() {
-            // Runs of ROW values, split among tract's pool with --matmul-threads > 1.
-            par_chunks_mut(ys, ROW, xs.len(), |first, ys| {
+        // Runs of ROW values, split among tract's pool with --matmul-threads
+        // > 1 (which takes whole rows only), then the last partial run.
+        let whole = ys.len() / ROW * ROW;
+        let (rows, tail) = ys.split_at_mut(whole);
+        if !rows.is_empty() {
+            par_chunks_mut(rows, ROW, xs.len(), |first, ys| {
                 quantize(&xs[first * ROW..][..ys.len()], ys, self.scale, self.zero_point);
                 Ok(())
             })?;
         }
+        quantize(&xs[whole..], tail, self.scale, self.zero_point);
         // SAFETY: only the quantisation parameters change, not the layout.
         unsafe { output.set_datum_type(self.out_dt) };
         Ok(tvec!(output.into_tvalue()))
