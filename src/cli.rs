@@ -110,7 +110,9 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ModelArgs {
     /// An extra ONNX model to serve, under its file stem as MODEL_ID
-    /// (repeatable; the variable takes a comma-separated list).
+    /// (repeatable; the variable takes a comma-separated list). Class names
+    /// come from its metadata, or from FILE's stem + `.names` beside it (one
+    /// name per line), which takes the metadata's place.
     #[arg(long = "model", value_name = "FILE", env = "YOLOD_MODEL_FILES", value_delimiter = ',')]
     pub model_files: Vec<PathBuf>,
     /// Serve every *.onnx file in this directory, each under its file stem.

@@ -61,8 +61,9 @@ pub fn find_head(model: &ModelProto) -> Head {
 /// The head as Ultralytics 8.4 exports it: box maps and class maps each
 /// reshaped and joined by their own `Concat`. The class `Concat` feeds a
 /// `Sigmoid`; the box one feeds the DFL (`Reshape`) or, without DFL
-/// (YOLO26), the `Slice`s of the distances. Only detect heads are cut this
-/// way (no `extra`): a segment or pose model then runs as exported.
+/// (YOLO26), the `Slice`s of the distances. A segment or pose head has a
+/// third such `Concat` (mask coefficients or raw keypoints), as the layout
+/// up to 8.3 has.
 fn split_head(graph: &GraphProto) -> Option<Head> {
     let feeds = |concat: &NodeProto, ops: &[&str]| {
         concat
@@ -74,7 +75,17 @@ fn split_head(graph: &GraphProto) -> Option<Head> {
         graph.node.iter().filter_map(|n| reshaped_inputs(graph, n).map(|maps| (n, maps))).collect();
     let (_, scores) = joins.iter().find(|(n, _)| feeds(n, &["Sigmoid"]))?;
     let (_, maps) = joins.iter().find(|(n, maps)| maps.len() == scores.len() && feeds(n, &["Slice", "Reshape"]))?;
-    Some(Head::Raw { maps: maps.clone(), scores: scores.clone(), extra: vec![], protos: None })
+    // Convolution outputs, as the box and class maps are: a dynamic export
+    // also joins reshaped anchor grids, which are not maps.
+    let convolved = |e: &Vec<String>| e.iter().all(|t| producer(graph, t).is_some_and(|n| n.op_type == "Conv"));
+    let extra = joins
+        .iter()
+        .map(|(_, e)| e)
+        .find(|e| e.len() == maps.len() && *e != maps && *e != scores && convolved(e))
+        .cloned()
+        .unwrap_or_default();
+    let protos = graph.output.get(1).map(|o| o.name.clone());
+    Some(Head::Raw { maps: maps.clone(), scores: scores.clone(), extra, protos })
 }
 
 /// Whether the first input's height or width is symbolic (an Ultralytics
@@ -210,6 +221,34 @@ mod tests {
                 }
             );
         }
+        // A segment or pose head's third join (mask coefficients, keypoints)
+        // comes along; the prototypes are the second output.
+        let mut m = model(vec![
+            node("Reshape", &["box3", "s"], "b3"),
+            node("Reshape", &["box4", "s"], "b4"),
+            node("Concat", &["b3", "b4"], "boxes"),
+            node("Reshape", &["cls3", "s"], "c3"),
+            node("Reshape", &["cls4", "s"], "c4"),
+            node("Concat", &["c3", "c4"], "classes"),
+            // A dynamic export's anchor grids, joined the same way, are not maps.
+            node("Range", &["h3"], "g3"),
+            node("Range", &["h4"], "g4"),
+            node("Reshape", &["g3", "s"], "a3"),
+            node("Reshape", &["g4", "s"], "a4"),
+            node("Concat", &["a3", "a4"], "anchors"),
+            node("Conv", &["f3", "w3"], "mc3"),
+            node("Conv", &["f4", "w4"], "mc4"),
+            node("Reshape", &["mc3", "s"], "m3"),
+            node("Reshape", &["mc4", "s"], "m4"),
+            node("Concat", &["m3", "m4"], "coefficients"),
+            node("Slice", &["boxes", "x"], "lt"),
+            node("Sigmoid", &["classes"], "scores"),
+        ]);
+        let protos = tract_onnx::pb::ValueInfoProto { name: "protos".into(), ..Default::default() };
+        m.graph.as_mut().unwrap().output.push(protos);
+        let Head::Raw { maps, extra, protos, .. } = find_head(&m) else { panic!("no head") };
+        assert_eq!((maps, extra), (vec!["box3".into(), "box4".into()], vec!["mc3".into(), "mc4".into()]));
+        assert_eq!(protos.as_deref(), Some("protos"));
         // Without the sigmoided class join it is not a head.
         let m = model(vec![
             node("Reshape", &["box3", "s"], "b3"),

@@ -39,6 +39,39 @@ pub fn parse_names(text: &str) -> Option<Vec<String>> {
     (0..count).map(|i| names.remove(&i)).collect()
 }
 
+/// The longest class name a names file may give, in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// Parses a names file (`<model>.names` beside the ONNX file): one class
+/// name per line in class order, as Darknet and many training tools write
+/// them. Surrounding whitespace and trailing blank lines are ignored; a blank
+/// line between names, a control character or an over-long name is an error
+/// naming its line, because a shifted list would put wrong names on boxes.
+pub fn parse_names_file(text: &str) -> Result<Vec<String>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let used = lines.iter().rposition(|l| !l.is_empty()).map_or(0, |last| last + 1);
+    if used == 0 {
+        return Err("it names no class (one name per line)".into());
+    }
+    lines[..used]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let line = i + 1;
+            if name.is_empty() {
+                Err(format!("line {line} is empty; every line up to the last names one class"))
+            } else if name.chars().any(char::is_control) {
+                Err(format!("line {line} holds a control character"))
+            } else if name.len() > MAX_NAME_LEN {
+                Err(format!("line {line} is longer than {MAX_NAME_LEN} bytes"))
+            } else {
+                Ok(name.to_string())
+            }
+        })
+        .collect()
+}
+
 /// Reads a quoted string body up to the closing `quote`, honouring backslash escapes.
 fn take_quoted(s: &str, quote: char) -> Option<(String, &str)> {
     let mut value = String::new();
@@ -185,6 +218,26 @@ mod tests {
         assert_eq!(parse_names("['a', 'b']"), None);
         assert_eq!(parse_names("{0: 'a"), None);
         assert_eq!(parse_names("{}"), Some(vec![]));
+    }
+
+    #[test]
+    fn names_files_are_one_class_per_line() {
+        assert_eq!(
+            parse_names_file("\u{feff}forklift\r\n  pallet \nhard hat\n\n\n").unwrap(),
+            vec!["forklift", "pallet", "hard hat"]
+        );
+        assert_eq!(parse_names_file("one").unwrap(), vec!["one"]);
+    }
+
+    #[test]
+    fn names_files_that_would_shift_or_break_names_are_refused() {
+        assert!(parse_names_file("").unwrap_err().contains("no class"));
+        assert!(parse_names_file(" \n\n").unwrap_err().contains("no class"));
+        assert!(parse_names_file("a\n\nb\n").unwrap_err().contains("line 2 is empty"));
+        assert!(parse_names_file("a\nb\u{7}c").unwrap_err().contains("line 2"));
+        let long = format!("a\n{}", "x".repeat(MAX_NAME_LEN + 1));
+        assert!(parse_names_file(&long).unwrap_err().contains("line 2 is longer"));
+        assert!(parse_names_file(&"x".repeat(MAX_NAME_LEN)).is_ok());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub use params::Params;
 use rewrite::OwnOps;
 pub use timings::{Stage, Timings};
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -72,6 +73,19 @@ impl ModelInfo {
     }
 }
 
+/// Where a model file's class names may be given: `yolo11n.names` beside
+/// `yolo11n.onnx`.
+pub fn names_file(model_file: &Path) -> PathBuf {
+    model_file.with_extension("names")
+}
+
+/// Class names given from outside a model file, and where they came from.
+pub struct GivenNames {
+    /// The names file, for messages.
+    pub source: String,
+    pub names: Vec<String>,
+}
+
 type Plan = Arc<TypedRunnableModel>;
 
 /// A loaded model with its optimised plans.
@@ -97,6 +111,19 @@ impl Model {
     /// As `load`, optimising the plan for `warm` (a request size) instead of
     /// the export size, for a caller that knows which size it will use.
     pub fn load_warm(id: &str, source: &str, bytes: &[u8], warm: Option<u32>) -> Result<Model> {
+        Model::load_named(id, source, bytes, warm, None)
+    }
+
+    /// As `load_warm`, with class names given beside the file (a names file),
+    /// which take the place of its `names` metadata. Their count must be the
+    /// model's wherever the metadata or the output shape tells it.
+    pub fn load_named(
+        id: &str,
+        source: &str,
+        bytes: &[u8],
+        warm: Option<u32>,
+        given: Option<GivenNames>,
+    ) -> Result<Model> {
         let mut proto = tract_onnx::onnx()
             .proto_model_for_read(&mut &bytes[..])
             .with_context(|| format!("{source} is not an ONNX model"))?;
@@ -143,20 +170,42 @@ impl Model {
                 f.shape.dims().nth(1).and_then(|d| d.concretize()).and_then(|d| d.as_i64().map(|v| v as usize))
             })
             .or_else(|| declared_output.get(1).copied().flatten());
-        let names = match declared_names {
-            Some(names) => names,
-            None => {
+        let counted = channels
+            .filter(|_| declared_task.unwrap_or(Task::Detect) == Task::Detect && !end2end)
+            .and_then(|c| c.checked_sub(4))
+            .filter(|&n| n > 0);
+        let names = match (given, declared_names) {
+            (Some(given), declared) => {
+                let expected = declared.as_ref().map(|d| (d.len(), "declared by its `names` metadata"));
+                if let Some((count, from)) = expected.or(counted.map(|c| (c, "counted from its output"))) {
+                    if given.names.len() != count {
+                        bail!(
+                            "{} gives {} class names, but {source} has {count} classes ({from}); \
+                             give one name per line for each class, in class order",
+                            given.source,
+                            given.names.len()
+                        );
+                    }
+                }
+                log::info!("{source}: {} class names from {}", given.names.len(), given.source);
+                given.names
+            }
+            (None, Some(names)) => names,
+            (None, None) => {
                 // No names: as many `classN` as output0 has class rows, for a detect model.
-                let count = channels.filter(|_| declared_task.unwrap_or(Task::Detect) == Task::Detect && !end2end);
-                let count = count.and_then(|c| c.checked_sub(4)).filter(|&n| n > 0).ok_or_else(|| {
+                let count = counted.ok_or_else(|| {
                     anyhow!(
                         "{source} has no Ultralytics `names` metadata, and its class count cannot be read from \
-                         its output; export it with Ultralytics' `yolo export format=onnx`"
+                         its output; put its class names in {} (one per line), or export it with \
+                         Ultralytics' `yolo export format=onnx`",
+                        names_file(Path::new(source)).display()
                     )
                 })?;
                 log::warn!(
-                    "{source} has no `names` metadata: its {count} classes are named class0..class{}",
-                    count - 1
+                    "{source} has no `names` metadata: its {count} classes are named class0..class{} \
+                     (a file {} with one name per line names them)",
+                    count - 1,
+                    names_file(Path::new(source)).display()
                 );
                 (0..count).map(|i| format!("class{i}")).collect()
             }
@@ -167,7 +216,12 @@ impl Model {
             })
             .unwrap_or(Task::Detect);
         // A segment or pose head whose extra maps were not found runs as exported (fixed size).
-        if let Head::Raw { extra, protos, .. } = &head {
+        if let Head::Raw { extra, protos, .. } = &mut head {
+            if task == Task::Detect {
+                // Only boxes and classes are read: whatever else looked like a map stays in the graph.
+                extra.clear();
+                *protos = None;
+            }
             let complete = match task {
                 Task::Detect => true,
                 Task::Segment => !extra.is_empty() && protos.is_some(),

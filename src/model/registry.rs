@@ -2,14 +2,15 @@
 //! named on the command line or found in the models directory, which SIGHUP
 //! rescans.
 
+use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use super::Model;
 use super::precision::{self, Choice, Cpu, Precision};
+use super::{GivenNames, Model, meta};
 
 /// The COCO YOLOv8n compiled into the binary (see models/README.md), in two
 /// precisions under one id: which one runs is chosen per CPU ([`Embedded`]).
@@ -228,9 +229,10 @@ pub fn load_file(id: &str, file: &Path) -> Result<Model> {
 /// As `load_file`, with its first plan optimised for `warm` (see `Model::load_warm`).
 pub fn load_file_warm(id: &str, file: &Path, warm: Option<u32>) -> Result<Model> {
     let bytes = std::fs::read(file).with_context(|| format!("reading model {}", file.display()))?;
+    let given = given_names(file).with_context(|| format!("loading model {}", file.display()))?;
     // Some malformed graphs make tract panic rather than fail: the panic is
     // reported like any other load error, naming the file.
-    catch_unwind(AssertUnwindSafe(|| Model::load_warm(id, &file.display().to_string(), &bytes, warm)))
+    catch_unwind(AssertUnwindSafe(|| Model::load_named(id, &file.display().to_string(), &bytes, warm, given)))
         .unwrap_or_else(|panic| {
             Err(anyhow!(
                 "tract panicked on it ({}); the file is not a model yolod can run",
@@ -238,6 +240,29 @@ pub fn load_file_warm(id: &str, file: &Path, warm: Option<u32>) -> Result<Model>
             ))
         })
         .with_context(|| format!("loading model {}", file.display()))
+}
+
+/// The longest names file read: 10,000 classes of 100 bytes.
+const MAX_NAMES_FILE: u64 = 1 << 20;
+
+/// The class names in `<stem>.names` beside a model file, when there is one.
+fn given_names(file: &Path) -> Result<Option<GivenNames>> {
+    let path = crate::model::names_file(file);
+    let handle = match std::fs::File::open(&path) {
+        Ok(handle) => handle,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading names file {}", path.display())),
+    };
+    let mut text = String::new();
+    handle
+        .take(MAX_NAMES_FILE + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("reading names file {} (UTF-8 text, one class name per line)", path.display()))?;
+    if text.len() as u64 > MAX_NAMES_FILE {
+        bail!("names file {} is over {} bytes", path.display(), MAX_NAMES_FILE);
+    }
+    let names = meta::parse_names_file(&text).map_err(|e| anyhow!("names file {}: {e}", path.display()))?;
+    Ok(Some(GivenNames { source: path.display().to_string(), names }))
 }
 
 /// The MODEL_ID of a file: its stem, restricted to URL-safe characters.

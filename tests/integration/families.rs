@@ -140,6 +140,57 @@ fn default_exports_run_at_any_size_where_their_body_allows_it() {
     }
 }
 
+/// Ultralytics 8.4's segment and pose heads (box, class and mask-coefficient
+/// or keypoint maps each joined apart) are cut before their decode too, so a
+/// fixed-size YOLOv8 export runs at any size: at 640 it gives its golden, at
+/// 320 what onnxruntime gives on the same weights exported `dynamic=True`,
+/// keypoints within a pixel.
+#[test]
+fn segment_and_pose_exports_of_ultralytics_8_4_run_at_any_size() {
+    let names = ["yolov8-seg", "yolov8-pose"];
+    let paths: Vec<String> =
+        names.iter().map(|n| fixture(&format!("models/families/{n}.onnx")).to_str().unwrap().to_string()).collect();
+    let server = Server::start(&["--model", &paths[0], "--model", &paths[1]]);
+    let models = get(&server.url("/v1/models"), &[]).json().data;
+    for name in names {
+        let m = models.as_array().unwrap().iter().find(|m| m["id"] == name).unwrap();
+        assert_eq!(m["any_size"], true, "{m}");
+        let read = |file: &str| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(fixture(&format!("models/families/golden/{file}"))).unwrap())
+                .unwrap()
+        };
+        let (own, sibling) = (read(&format!("{name}.json")), read(&format!("{name}-dyn.json")));
+        for (size, golden) in [(640, &own), (320, &sibling["small"])] {
+            assert_eq!(golden["size"], size, "{name} golden sizes");
+            let objects: usize =
+                golden["images"].as_array().unwrap().iter().map(|i| i["data"].as_array().unwrap().len()).sum();
+            assert!(objects > 0, "{name} at {size}: an empty golden checks nothing");
+            for img in golden["images"].as_array().unwrap() {
+                let body =
+                    std::fs::read(fixture(&format!("models/families/images/{}", img["image"].as_str().unwrap())))
+                        .unwrap();
+                let url = server.url(&format!("/v1/predict/{name}?size={size}"));
+                let a = post(&url, &[("Content-Type", "image/png")], &body);
+                assert_eq!(a.status, 200, "{name} {} at {size}", img["image"]);
+                let want: Vec<Detection> = serde_json::from_value(img["data"].clone()).unwrap();
+                assert_matches(&format!("{name} at {size}"), &a.detections(), &want);
+                if name == "yolov8-pose" {
+                    let got = a.json().data;
+                    for w in img["data"].as_array().unwrap() {
+                        let close = |g: &serde_json::Value| {
+                            ["x", "y"].iter().all(|axis| {
+                                let (ours, theirs) = (floats(&g["keypoints"][axis]), floats(&w["keypoints"][axis]));
+                                ours.len() == 17 && ours.iter().zip(&theirs).all(|(o, t)| (o - t).abs() <= 1.0)
+                            })
+                        };
+                        assert!(got.as_array().unwrap().iter().any(close), "{name} at {size}: keypoints of {w}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A dynamic export (`dynamic=True`) runs at the size asked: at 640 and at
 /// 320 it gives onnxruntime's answers on the whole graph at that size.
 #[test]
@@ -233,6 +284,25 @@ fn a_model_without_names_metadata_gets_numbered_classes_and_a_warning() {
         golden.images[0].data.iter().map(|d| Detection { name: format!("class{}", d.class), ..d.clone() }).collect();
     assert!(!want.is_empty());
     assert_matches("custom3-det without names", &got, &want);
+
+    // A names file beside it names them, with no warning ...
+    std::fs::write(dir.join("bare.names"), "crate\r\nbox\nhelmet\n\n").unwrap();
+    let out = std::process::Command::new(BIN).arg("predict").arg("--model").arg(&path).arg(&image).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("no `names` metadata"), "{err}");
+    let got: ApiResponse = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<Detection> = serde_json::from_value(got.data).unwrap();
+    let named = ["crate", "box", "helmet"];
+    let want: Vec<Detection> = want.into_iter().map(|d| Detection { name: named[d.class].to_string(), ..d }).collect();
+    assert_matches("custom3-det with a names file", &got, &want);
+    // ... and one that does not fit the model stops the load, naming both files.
+    for (text, says) in [("crate\nbox\n", "gives 2 class names"), ("crate\n\nbox\nhelmet\n", "line 2 is empty")] {
+        std::fs::write(dir.join("bare.names"), text).unwrap();
+        let out = std::process::Command::new(BIN).arg("models").arg("--model").arg(&path).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("bare.names") && err.contains("bare.onnx") && err.contains(says), "{err}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
