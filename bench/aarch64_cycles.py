@@ -216,6 +216,9 @@ def main():
     ap.add_argument("--command", help="estimate this aarch64 command instead of yolod: {n} is the iteration "
                                       "count, and it must copy /proc/self/maps to {maps} at exit")
     ap.add_argument("--sysroot", default="/usr/aarch64-linux-gnu", help="qemu -L for --ort and --command")
+    ap.add_argument("--cpu-part", metavar="PART",
+                    help="yolod: let tract choose its kernels as on this part instead of the board's core "
+                         "(e.g. 0xd08, the A72's: tract's generic f32 kernels on the A53, not its A53 ones)")
     ap.add_argument("--qemu-env", action="append", default=[], metavar="VAR=VALUE",
                     help="set in the guest's environment only (qemu -E), for --command; repeatable")
     ap.add_argument("--label", help="name of what is estimated, in the output")

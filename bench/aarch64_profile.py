@@ -72,7 +72,9 @@ def entry_point(binary):
 
 
 def run(args, plugin, iterations, tmp, inference_only=True, per_thread=False):
-    env = dict(os.environ, TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=CPU_PARTS.get(args.cpu, ""))
+    # tract picks its kernels by the core's part number; --cpu-part (aarch64_cycles.py) asks for another core's.
+    part = getattr(args, "cpu_part", None) or CPU_PARTS.get(args.cpu, "")
+    env = dict(os.environ, TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=part)
     cmd = [args.bin, "bench", "--size", str(args.size), "--iterations", str(iterations), "--warmup", "0"]
     if inference_only:
         cmd += ["--inference-only"]

@@ -126,9 +126,10 @@ pub struct ModelArgs {
 #[derive(Debug, Args)]
 pub struct PrecisionArg {
     /// Precision of the built-in yolov8n: auto runs int8 on arm64 cores with
-    /// the dot-product extension (Pi 5, Jetson Orin: about 0.4x the work of
-    /// fp32, 96-100% of its detections) and fp32 elsewhere (Pi 4, Pi 3,
-    /// x86_64), where int8 is slower. A --model FILE runs as it is.
+    /// the dot-product extension (Pi 5, Jetson Orin: about 0.4x the cycles
+    /// of fp32, 96-100% of its detections) and on the Cortex-A72/A57 (Pi 4,
+    /// Jetson Nano: a few % fewer), fp32 elsewhere (Pi 3 and Zero 2 W's A53,
+    /// x86_64). A --model FILE runs as it is.
     #[arg(long, value_name = "P", env = "YOLOD_PRECISION", default_value = "auto")]
     pub precision: crate::model::precision::Precision,
 }

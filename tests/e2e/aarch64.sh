@@ -4,8 +4,8 @@
 # IoU >= 0.95, |confidence difference| <= 0.02, object for object.
 # fp32 at 640 and 320 on a cortex-a76; the built-in model under --precision
 # auto, which is int8 on a cortex-a76 (dot-product kernels, K4 panels of our
-# own int8 patches, src/model/rewrite/patches/) and fp32 on a cortex-a72; and the
-# int8 file on a cortex-a72 (k-major panels).
+# own int8 patches, src/model/rewrite/patches/) and on a cortex-a72 (SMLAL
+# kernels, k-major panels), and fp32 on a cortex-a53 (tract's A53 kernels).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 x86=target/x86_64-unknown-linux-musl/release/yolod
@@ -19,15 +19,17 @@ file "$arm" 2>/dev/null | grep -q 'ARM aarch64.*statically linked' || { file "$a
 int8=models/int8/yolov8n-convint.onnx
 # tract picks kernels by the core's part number, which qemu-user does not
 # emulate (/proc/cpuinfo is the host's): tell it, as bench/aarch64_cost.sh does.
-part() { [[ "$1" == cortex-a72 ]] && echo 0xd08 || echo 0xd0b; }
+part() { case "$1" in cortex-a72) echo 0xd08 ;; cortex-a53) echo 0xd03 ;; *) echo 0xd0b ;; esac; }
 arm() { # CPU ARGS...
     local cpu=$1; shift
     TRACT_CPU_AARCH64_OVERRIDE_CPU_PART=$(part "$cpu") "$qemu" -cpu "$cpu" "$arm" "$@"
 }
 
 # --precision auto reads the dot-product extension from the emulated core's
-# auxiliary vector: int8 on the a76, fp32 on the a72.
-for want in "cortex-a76 int8 (auto: cpu has asimddp)" "cortex-a72 fp32 (auto: cpu lacks asimddp"; do
+# auxiliary vector and the core from its MIDR_EL1 (which qemu-user emulates):
+# int8 on the a76 and the a72, fp32 on the a53.
+for want in "cortex-a76 int8 (auto: cpu has asimddp)" "cortex-a72 int8 (auto: Cortex-A72," \
+    "cortex-a53 fp32 (auto: Cortex-A53,"; do
     read -r cpu expected <<<"$want"
     arm "$cpu" models >"$out/models.txt"
     grep -qF "precision $expected" "$out/models.txt" || { echo "on $cpu expected $expected:"; cat "$out/models.txt"; exit 1; }
@@ -40,8 +42,8 @@ runs=(
     "fp32;cortex-a76;640;--precision fp32;--precision fp32"
     "fp32;cortex-a76;320;--precision fp32;--precision fp32"
     "auto (int8);cortex-a76;320;;--precision int8"
-    "auto (fp32);cortex-a72;320;;--precision fp32"
-    "int8 file;cortex-a72;320;--model $int8;--model $int8"
+    "auto (int8);cortex-a72;320;;--model $int8"
+    "auto (fp32);cortex-a53;320;;--precision fp32"
 )
 for run in "${runs[@]}"; do
     IFS=';' read -r label cpu size arm_args x86_args <<<"$run"
@@ -73,7 +75,7 @@ for i, (a, b) in enumerate(zip(x86, arm)):
     print(f"{sys.argv[3]}, image {i}: {len(a['data'])} objects agree")
 PY
 done
-echo "aarch64 (qemu cortex-a76 and cortex-a72) matches x86_64"
+echo "aarch64 (qemu cortex-a76, cortex-a72 and cortex-a53) matches x86_64"
 
 # An RTSP H.264 camera read by the aarch64 binary: retina, tokio and
 # OpenH264's NEON decoder in the static build, from GStreamer's RTSP server.
