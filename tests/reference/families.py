@@ -468,15 +468,47 @@ def cmd_check(args):
                      f"{detail.replace('|', '/')} |")
     text = "\n".join(table)
     print(text)
-    readme = os.path.join(OUT, "README.md")
-    if os.path.exists(readme):
-        with open(readme) as f:
-            doc = f.read()
-        start, end = "<!-- TABLE -->", "<!-- /TABLE -->"
-        if start in doc and end in doc:
-            doc = doc[:doc.index(start) + len(start)] + "\n" + text + "\n" + doc[doc.index(end):]
-            with open(readme, "w") as f:
-                f.write(doc)
+    replace_between(os.path.join(OUT, "README.md"), "<!-- TABLE -->", "<!-- /TABLE -->", text)
+    replace_between(os.path.join(ROOT, "README.md"), "<!-- FAMILIES -->", "<!-- /FAMILIES -->", matrix(rows))
+
+
+# The family a fixture's architecture YAML belongs to, by its directory.
+FAMILY = {"v5": "YOLOv5u", "v8": "YOLOv8", "v9": "YOLOv9t", "v10": "YOLOv10n", "11": "YOLO11", "12": "YOLO12",
+          "26": "YOLO26"}
+# The export columns of the matrix: the variant each comes from.
+EXPORTS = [("default", "default export"), ("dyn", "`dynamic=True`"), ("e2e", "`nms=False` (NMS-free)"),
+           ("nms", "`nms=True`")]
+
+
+def matrix(rows):
+    """Family x task x export, from the check's verdicts: what the main README shows."""
+    cells = {}
+    for g, verdict, _ in rows:
+        cfg = g["built_from"]
+        yaml_name = os.path.basename(cfg)[:-len(".yaml")]
+        task = next((t for t in ("seg", "pose", "cls") if yaml_name.endswith("-" + t)), "det")
+        family = FAMILY[cfg.split("/")[0]] + (" (3 own classes)" if g["model"].startswith("custom3") else "")
+        task = {"det": "detect", "seg": "segment", "pose": "pose", "cls": "classify"}[task]
+        short = ("any size" if "any size" in verdict else "export size only" if "export size only" in verdict
+                 else "refused" if verdict.startswith("refused") else verdict)
+        cells[(family, task, g["variant"])] = short
+    keys = sorted({(f, t) for f, t, _ in cells}, key=lambda k: (list(FAMILY.values()).index(k[0].split(" ")[0]),
+                                                                 k[0], ["detect", "segment", "pose", "classify"].index(k[1])))
+    lines = ["| family | task | " + " | ".join(h for _, h in EXPORTS) + " |", "|---|---|" + "---|" * len(EXPORTS)]
+    for family, task in keys:
+        lines.append(f"| {family} | {task} | " + " | ".join(cells.get((family, task, v), "") for v, _ in EXPORTS) + " |")
+    return "\n".join(lines)
+
+
+def replace_between(path, start, end, text):
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        doc = f.read()
+    if start in doc and end in doc:
+        doc = doc[:doc.index(start) + len(start)] + "\n" + text + "\n" + doc[doc.index(end):]
+        with open(path, "w") as f:
+            f.write(doc)
 
 
 def main():
