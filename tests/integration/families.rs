@@ -1,7 +1,7 @@
 //! Ultralytics exports of several families (tests/fixtures/models/families/,
 //! made by tests/reference/families.py) served over HTTP and checked against
-//! their onnxruntime goldens. Only the exports yolod handles today are here;
-//! the families README's table says what the others do.
+//! their onnxruntime goldens: every export the repository keeps (all but the
+//! dynamic siblings that make the 320 goldens), and the refusals.
 
 use crate::support::*;
 
@@ -37,9 +37,54 @@ fn serve_and_compare(names: &[&str]) {
     }
 }
 
+/// Every export in the repository (tests/reference/families.py keeps all
+/// but the dynamic siblings it makes the 320 goldens with), served together:
+/// each gives its golden at 640, and each that `/v1/models` says runs at any
+/// size gives, at 320, the golden of the same weights exported dynamic.
 #[test]
-fn default_exports_of_yolov8_yolo11_and_yolo26_match_their_goldens() {
-    serve_and_compare(&["yolov8-det", "yolo11-det", "yolo26-det"]);
+fn every_export_of_every_family_matches_its_golden() {
+    let dir = fixture("models/families");
+    let mut goldens: Vec<(String, serde_json::Value)> = std::fs::read_dir(dir.join("golden"))
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            (path.file_stem().unwrap().to_str().unwrap().to_string(), doc)
+        })
+        .filter(|(name, doc)| doc["layout"] != "classify" && dir.join(format!("{name}.onnx")).exists())
+        .collect();
+    goldens.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(goldens.len() >= 20, "only {} exports found", goldens.len());
+    let paths: Vec<String> =
+        goldens.iter().map(|(n, _)| dir.join(format!("{n}.onnx")).to_str().unwrap().to_string()).collect();
+    let args: Vec<&str> = paths.iter().flat_map(|p| ["--model", p.as_str()]).collect();
+    let server = Server::start(&args);
+    let models = get(&server.url("/v1/models"), &[]).json().data;
+    let mut at_320 = 0;
+    for (name, doc) in &goldens {
+        let model = models.as_array().unwrap().iter().find(|m| m["id"] == name.as_str()).unwrap();
+        let stem = name.trim_end_matches("-nms").trim_end_matches("-e2e").trim_end_matches("-dyn");
+        let sibling = dir.join(format!("golden/{stem}-dyn.json"));
+        let small = match (&doc["small"], model["any_size"].as_bool().unwrap()) {
+            (_, false) => None,
+            (serde_json::Value::Null, true) => std::fs::read_to_string(sibling)
+                .ok()
+                .map(|t| serde_json::from_str::<serde_json::Value>(&t).unwrap()["small"].clone()),
+            (own, true) => Some(own.clone()),
+        };
+        at_320 += small.is_some() as usize;
+        for (size, golden) in std::iter::once((640, doc.clone())).chain(small.map(|s| (320, s))) {
+            let golden: Golden<Detection> = serde_json::from_value(golden).unwrap();
+            for img in golden.images {
+                let body = std::fs::read(dir.join(format!("images/{}", img.image))).unwrap();
+                let url = server.url(&format!("/v1/predict/{name}?size={size}"));
+                let a = post(&url, &[("Content-Type", "image/png")], &body);
+                assert_eq!(a.status, 200, "{name} {} at {size}", img.image);
+                assert_matches(&format!("{name} at {size}"), &a.detections(), &img.data);
+            }
+        }
+    }
+    assert!(at_320 >= 8, "only {at_320} exports checked at 320");
 }
 
 #[test]
