@@ -190,6 +190,26 @@ def block_cycles(mca, mcpu, insns):
     return int(m.group(1)) / 100 if out.returncode == 0 and m else None
 
 
+def pair_by_rank(first, second):
+    """`first`'s (vCPU, block) counts renumbered to match `second`'s threads:
+    vCPU 0 (the main thread) stays; the others are paired by rank of their
+    instructions. Threads without a partner get indices of their own."""
+    def ranked(counts):
+        totals = defaultdict(int)
+        for (vcpu, _), n in counts.items():
+            totals[vcpu] += n
+        return sorted((v for v in totals if v != 0), key=lambda v: -totals[v])
+    theirs = ranked(second)
+    spare = max([v for v, _ in second] + [0]) + 1
+    to = {0: 0}
+    for i, v in enumerate(ranked(first)):
+        to[v] = theirs[i] if i < len(theirs) else spare + i
+    out = defaultdict(int)
+    for (vcpu, key), n in first.items():
+        out[to[vcpu], key] += n
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--board", choices=sorted(BOARDS), default="pi5")
@@ -209,6 +229,12 @@ def main():
                          "--ort and --command: onnxruntime's caller runs a share of each parallel loop): the "
                          "busiest thread. Both are lower bounds: they assume each thread's share is the same "
                          "in every parallel region")
+    ap.add_argument("--pair-threads", choices=["index", "rank"], default="index",
+                    help="how run 1's threads are matched with run 2's before their difference is taken. index "
+                         "(default): by vCPU index, which is each thread's place in creation order when no thread "
+                         "exits early (yolod, onnxruntime). rank: the main thread with the main thread, the others "
+                         "by how many instructions they ran; for runtimes whose short-lived threads (ncnn's start-up "
+                         "probes) make the pool's indices differ between runs")
     ap.add_argument("--ort", metavar="LIBONNXRUNTIME",
                     help="estimate onnxruntime (this aarch64 libonnxruntime.so.1) instead of yolod")
     ap.add_argument("--ort-driver", default=os.path.join(HERE, "ort_aarch64/target/aarch64-unknown-linux-gnu/release/ort_aarch64"),
@@ -273,8 +299,16 @@ def main():
             if sum(b[1] for b in blocks) != totals[iterations]:
                 sys.exit(f"aarch64_cycles: run {iterations}: the profile holds {sum(b[1] for b in blocks)} "
                          f"instructions, the counter {totals[iterations]}")
-    per = {a: runs[2].get(a, 0) - runs[1].get(a, 0) for a in set(runs[1]) | set(runs[2])}
-    # Blocks that ran less often in the longer run mean the two runs took different paths.
+    if args.pair_threads == "rank":
+        runs[1] = pair_by_rank(runs[1], runs[2])
+    per_thread = {a: runs[2].get(a, 0) - runs[1].get(a, 0) for a in set(runs[1]) | set(runs[2])}
+    per = defaultdict(int)  # block -> instructions of one inference, all threads
+    for (_, key), n in per_thread.items():
+        per[key] += n
+    # Blocks that ran less often in the longer run mean the two runs took
+    # different paths. Checked over all threads together: a pool may hand
+    # a block to another thread in each run (OpenMP's workers under
+    # ncnn), which moves work between threads without changing the path.
     negative = -sum(n for n in per.values() if n < 0)
     one = totals[2] - totals[1]
     if negative > 0.05 * one:
@@ -283,10 +317,11 @@ def main():
     if negative > 1e-3 * one:
         print(f"aarch64_cycles: warning: {100 * negative / one:.2f}% of an inference ran in run 1's blocks and not "
               f"in run 2's (the runs are not exactly deterministic); the estimate counts run 2's blocks", file=sys.stderr)
-    per_thread = {a: n for a, n in per.items() if n > 0}  # (vCPU, block) -> instructions
-    per = defaultdict(int)  # block -> instructions, all threads
-    for (_, key), n in per_thread.items():
-        per[key] += n
+    moved = -sum(n for n in per_thread.values() if n < 0) - negative
+    if moved > 1e-3 * one:
+        print(f"aarch64_cycles: note: {100 * moved / one:.2f}% of an inference ran on other threads in run 2 than "
+              f"in run 1; each thread's share is its difference between the runs", file=sys.stderr)
+    per = {key: n for key, n in per.items() if n > 0}
     total = sum(per.values())
 
     hot, covered = [], 0
