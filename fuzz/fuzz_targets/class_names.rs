@@ -1,8 +1,8 @@
 //! Fuzzes the two readers of class names a user's model brings: the names
 //! file beside it (one name per line) and Ultralytics' `names` metadata (a
 //! Python dict literal). No panic; every name accepted is one a box can
-//! carry (not empty, no control character, not over the limit), one per
-//! line up to the last named one.
+//! carry (not empty, no control character or byte-order mark, not over
+//! the limit), one per line up to the last named one.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!names.is_empty() && names.len() <= last + 1);
         for name in &names {
             assert!(!name.is_empty() && name.len() <= MAX_NAME_LEN && !name.chars().any(char::is_control), "{name:?}");
+            assert!(!name.contains('\u{feff}'), "{name:?}");
             assert_eq!(name.trim(), name);
         }
     }

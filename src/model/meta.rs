@@ -63,6 +63,10 @@ pub fn parse_names_file(text: &str) -> Result<Vec<String>, String> {
                 Err(format!("line {line} is empty; every line up to the last names one class"))
             } else if name.chars().any(char::is_control) {
                 Err(format!("line {line} holds a control character"))
+            } else if name.contains('\u{feff}') {
+                // Two files joined: the second one's byte-order mark
+                // would be an invisible class name, or part of one.
+                Err(format!("line {line} holds a byte-order mark (U+FEFF), which only the file's start may carry"))
             } else if name.len() > MAX_NAME_LEN {
                 Err(format!("line {line} is longer than {MAX_NAME_LEN} bytes"))
             } else {
@@ -235,6 +239,10 @@ mod tests {
         assert!(parse_names_file(" \n\n").unwrap_err().contains("no class"));
         assert!(parse_names_file("a\n\nb\n").unwrap_err().contains("line 2 is empty"));
         assert!(parse_names_file("a\nb\u{7}c").unwrap_err().contains("line 2"));
+        // Found by the class_names fuzz target: a second file's BOM.
+        assert!(parse_names_file("a\n\u{feff}").unwrap_err().contains("line 2 holds a byte-order mark"));
+        assert!(parse_names_file("a\n\u{feff}b").unwrap_err().contains("line 2 holds a byte-order mark"));
+        assert_eq!(parse_names_file("\u{feff}a\r\nb\r\n").unwrap(), ["a", "b"]);
         let long = format!("a\n{}", "x".repeat(MAX_NAME_LEN + 1));
         assert!(parse_names_file(&long).unwrap_err().contains("line 2 is longer"));
         assert!(parse_names_file(&"x".repeat(MAX_NAME_LEN)).is_ok());
