@@ -161,12 +161,12 @@ fn spread<T: Copy>(values: &[T], channels: usize) -> Option<Vec<T>> {
 /// unless `own_silu` asks for `silu`'s.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Activation {
-    axis: usize,
-    bias: Vec<i32>,
-    scale: Vec<f32>,
-    silu: bool,
-    own_silu: bool,
-    quantize: Option<Quantize>,
+    pub(super) axis: usize,
+    pub(super) bias: Vec<i32>,
+    pub(super) scale: Vec<f32>,
+    pub(super) silu: bool,
+    pub(super) own_silu: bool,
+    pub(super) quantize: Option<Quantize>,
 }
 
 impl Eq for Activation {}

@@ -19,6 +19,10 @@
 //!    values may differ by one int8 step (tested in `tests.rs`).
 //! 5. [`maxpool`]: the SPPF max pools, int8 and fp32, as separable passes;
 //!    bit-exact (max is exact).
+//! 6. [`conv`]: where the CPU has the dot product, each convolution's
+//!    matmul and its activation (from 4, with our SiLU) become one pass of
+//!    8 x 8 SDOT tiles that apply the activation in registers; bit-exact
+//!    against 1-5. After 4, whose op it absorbs.
 //!
 //! Every pass finds its pattern by tract's op types (`Im2Col`,
 //! `OptMatMulPack`, `PackedI8K4`, ...): tract is pinned to 0.23.9 in
@@ -28,6 +32,9 @@
 // Output tensors it fills completely are allocated uninitialised.
 #[allow(unsafe_code)]
 pub mod activation;
+// Its NEON tile is inline assembly; the output is written by several threads.
+#[allow(unsafe_code)]
+pub mod conv;
 #[allow(unsafe_code)]
 pub mod maxpool;
 // tract's packed matmul inputs are raw, aligned byte blobs.
@@ -56,8 +63,15 @@ pub enum OwnOps {
     #[cfg_attr(not(test), allow(dead_code))]
     Exact,
     /// `Exact`, with our SiLU kernel (`silu.rs`; NEON on aarch64, the same
-    /// values elsewhere): what runs.
+    /// values elsewhere), each convolution still through tract's matmul.
+    #[cfg_attr(not(test), allow(dead_code))]
+    OwnSilu,
+    /// `OwnSilu`, and pass 6 where the CPU has the dot product: what runs.
     All,
+    /// `All` with pass 6 on any CPU and packing, by its portable tiles
+    /// (tests: pass 6 on x86).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Everywhere,
 }
 
 /// How many nodes each pass replaced in one plan.
@@ -68,14 +82,16 @@ pub struct RewriteReport {
     pub quantize: usize,
     pub activations: usize,
     pub max_pools: usize,
+    pub convolutions: usize,
 }
 
 impl std::fmt::Display for RewriteReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let RewriteReport { im2col, pack, quantize, activations, max_pools } = self;
+        let RewriteReport { im2col, pack, quantize, activations, max_pools, convolutions } = self;
         write!(
             f,
-            "{im2col} im2col, {pack} packs, {quantize} quantizes, {activations} activation chains, {max_pools} max pools"
+            "{im2col} im2col, {pack} packs, {quantize} quantizes, {activations} activation chains, {max_pools} max pools, \
+             {convolutions} fused convolutions"
         )
     }
 }
@@ -90,8 +106,12 @@ pub fn rewrite(model: &mut TypedModel, own: OwnOps) -> Result<RewriteReport> {
         im2col: patches::replace_int8_im2col(model)?,
         pack: pack::replace_int8_pack(model)?,
         quantize: quantize::replace_quantize_linear(model)?,
-        activations: activation::fuse_activations(model, own == OwnOps::All)?,
+        activations: activation::fuse_activations(model, own != OwnOps::Exact)?,
         max_pools: maxpool::replace_max_pools(model)?,
+        convolutions: match own {
+            OwnOps::All | OwnOps::Everywhere => conv::fuse_convolutions(model, own == OwnOps::Everywhere)?,
+            _ => 0,
+        },
     };
     Ok(report)
 }

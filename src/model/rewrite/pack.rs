@@ -49,6 +49,9 @@ pub struct Pack {
     k_axis: usize,
     /// Input shape the plan was optimised for.
     shape: TVec<usize>,
+    /// The shape it packs that (contiguous) input as: `shape`, or with the
+    /// axes between k and mn merged ([`Pack::merged`]).
+    view: TVec<usize>,
 }
 
 impl Pack {
@@ -64,7 +67,30 @@ impl Pack {
         }
         let format = packed.packers[0].clone();
         let layout = Layout::of(&*format, shape[k_axis])?;
-        Some(Pack { format, layout, k_axis, shape })
+        Some(Pack { format, layout, k_axis, view: shape.clone(), shape })
+    }
+}
+
+impl Pack {
+    /// This pack with the axes between k and mn merged into mn: the whole
+    /// map as one k x (rows x columns) matrix, not one per row; None when
+    /// there is no such axis.
+    pub(super) fn merged(&self) -> Option<Pack> {
+        let rows: usize = self.shape[self.k_axis + 1..self.shape.len() - 1].iter().product();
+        if self.shape.len() < self.k_axis + 3 || rows < 2 {
+            return None;
+        }
+        let mut shape: TVec<usize> = self.shape[..=self.k_axis].into();
+        shape.push(rows * self.shape[self.shape.len() - 1]);
+        Some(Pack { view: shape, ..self.clone() })
+    }
+
+    /// The batch shape of the output: the axes other than k and mn.
+    pub(super) fn batch_shape(&self) -> TVec<usize> {
+        let mut batch = self.view.clone();
+        batch.pop();
+        batch.remove(self.k_axis);
+        batch
     }
 }
 
@@ -86,7 +112,7 @@ impl EvalOp for Pack {
         ensure!(input.strides() == &*Tensor::natural_strides(input.shape()), "YolodPack: input is not contiguous");
         // SAFETY: the datum type is i8 (possibly with quantisation parameters).
         let data = unsafe { input.as_slice_unchecked::<i8>() };
-        let shape = &self.shape;
+        let shape = &self.view;
         let (k, mn) = (shape[self.k_axis], shape[shape.len() - 1]);
         let (r, panel_len, align) = self.layout.panels();
         // Axes before k (outer), between k and mn (inner): one matrix per (outer, inner).
@@ -117,21 +143,16 @@ impl EvalOp for Pack {
                 }));
             }
         }
-        let mut out_shape = self.shape.clone();
-        out_shape.remove(shape.len() - 1);
-        out_shape.remove(self.k_axis);
-        Ok(tvec!(PackedMatrixStorage::new_batched(&out_shape, values).into_tensor(input.datum_type()).into_tvalue()))
+        let batch = self.batch_shape();
+        Ok(tvec!(PackedMatrixStorage::new_batched(&batch, values).into_tensor(input.datum_type()).into_tvalue()))
     }
 }
 
 impl TypedOp for Pack {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let mut out_shape = self.shape.clone();
-        let (k, mn) = (out_shape[self.k_axis], out_shape[out_shape.len() - 1]);
-        out_shape.pop();
-        out_shape.remove(self.k_axis);
+        let (k, mn) = (self.view[self.k_axis], self.view[self.view.len() - 1]);
         let fact = DynPackedExoticFact { k: k.to_dim(), mn: mn.to_dim(), packers: vec![self.format.clone()] };
-        Ok(tvec!(inputs[0].datum_type.fact(&*out_shape).with_exotic_fact(fact)))
+        Ok(tvec!(inputs[0].datum_type.fact(&*self.batch_shape()).with_exotic_fact(fact)))
     }
 
     as_op!();

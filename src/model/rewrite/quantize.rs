@@ -89,10 +89,21 @@ pub(super) fn quantize_lanes(
     scale: f32,
     zero_point: i8,
 ) -> std::arch::aarch64::int8x16_t {
+    quantize_lanes_by(xs, [scale; 4], zero_point)
+}
+
+/// [`quantize_lanes`] with a scale of its own for each of the four vectors.
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+pub(super) fn quantize_lanes_by(
+    xs: [std::arch::aarch64::float32x4_t; 4],
+    scales: [f32; 4],
+    zero_point: i8,
+) -> std::arch::aarch64::int8x16_t {
     use std::arch::aarch64::*;
     // SAFETY: NEON is part of aarch64; no memory is touched.
     unsafe {
-        let [a, b, c, d] = xs.map(|x| vcvtnq_s32_f32(vmulq_n_f32(x, scale)));
+        let [a, b, c, d] = [0, 1, 2, 3].map(|i| vcvtnq_s32_f32(vmulq_n_f32(xs[i], scales[i])));
         let zp = vdupq_n_s16(zero_point as i16);
         let lo = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(a), b), zp);
         let hi = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(c), d), zp);

@@ -83,7 +83,7 @@ mod portable {
 }
 
 #[cfg(target_arch = "aarch64")]
-mod neon {
+pub(super) mod neon {
     use super::{EXP2, T_MAX};
     use std::arch::aarch64::*;
 
@@ -118,10 +118,18 @@ mod neon {
     #[inline(always)]
     fn activate(acc: &[i32; 16], bias: int32x4_t, t_scale: f32) -> [float32x4_t; 4] {
         // SAFETY: 4 i + 4 <= 16 i32 are readable at acc; NEON is part of aarch64.
-        [0, 4, 8, 12].map(|i| unsafe {
-            let v = vcvtq_f32_s32(vaddq_s32(vld1q_s32(acc.as_ptr().add(i)), bias));
+        [0, 4, 8, 12].map(|i| unsafe { divided(vaddq_s32(vld1q_s32(acc.as_ptr().add(i)), bias), t_scale) })
+    }
+
+    /// `v / (1 + 2^t)` for four `v = acc + bias` (as f32), `t = v t_scale`:
+    /// one vector of [`activate`], for callers that add the bias themselves.
+    #[inline(always)]
+    pub(in super::super) fn divided(acc: int32x4_t, t_scale: f32) -> float32x4_t {
+        // SAFETY: NEON is part of aarch64; no memory is touched.
+        unsafe {
+            let v = vcvtq_f32_s32(acc);
             vdivq_f32(v, vaddq_f32(exp2(vmulq_n_f32(v, t_scale)), vdupq_n_f32(1.0)))
-        })
+        }
     }
 
     /// 2^t, t clamped to +-T_MAX.

@@ -121,3 +121,51 @@ fn the_report_counts_what_each_pass_replaced() {
     assert!(report.im2col > 20 && report.pack > 10 && report.quantize > 0, "{report}");
     assert!(report.to_string().starts_with(&format!("{} im2col, {} packs", report.im2col, report.pack)));
 }
+
+/// Pass 6 changes no value: with the convolutions fused (NEON tiles on a
+/// dot-product core, the portable ones on other K4 packings, as x86's
+/// VNNI kernel's) the int8 model gives the outputs of the plan without
+/// them, bit for bit, at two sizes (at 320 the 10 x 10 maps end in a
+/// short panel of columns).
+#[test]
+fn the_fused_convolutions_give_the_same_outputs_bit_for_bit() {
+    use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
+    let model = int8_model();
+    let image = image("bus.jpg");
+    let fused = if conv::has_dot_product() { OwnOps::All } else { OwnOps::Everywhere };
+    for size in [320, 224] {
+        let ours = model.build_plan_with(size, fused, &[]).unwrap();
+        let theirs = model.build_plan_with(size, OwnOps::OwnSilu, &[]).unwrap();
+        let count = |plan: &crate::model::Plan, op: fn(&TypedNode) -> bool| {
+            plan.model().nodes().iter().filter(|n| op(n)).count()
+        };
+        let convs = count(&ours, |n| n.op_is::<conv::Conv>());
+        // tract packs its int8 operands in K4 panels for dot-product kernels
+        // (SDOT, VNNI); pass 6 reads no other packing.
+        let k4 = count(&theirs, |n| {
+            n.op_as::<OptMatMul>().is_some_and(|op| {
+                op.mmm.iter().any(|k| {
+                    k.packings().iter().any(|(a, _)| a.downcast_ref::<tract_linalg::pack::PackedI8K4>().is_some())
+                })
+            })
+        });
+        eprintln!("size {size}: {convs} fused convolutions, {k4} matmuls on K4 panels");
+        assert_eq!(convs, k4, "at {size}: every matmul on K4 panels is fused with its activation");
+        // The 1x1 convolutions' inputs, packed one row at a time for tract,
+        // are packed whole for the fused ones.
+        let batched = |n: &TypedNode| {
+            n.op_is::<pack::Pack>()
+                && n.outputs[0].fact.shape.as_concrete().is_some_and(|s| s.iter().product::<usize>() > 1)
+        };
+        assert!(count(&theirs, batched) > 10, "at {size}: tract packs by rows");
+        assert_eq!(count(&ours, batched), if convs > 0 { 0 } else { count(&theirs, batched) }, "at {size}");
+        let prepared = model.prepare(&image, size).unwrap();
+        let a = ours.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
+        let b = theirs.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            let plain = |t: &TValue| t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
+            assert_eq!(plain(x), plain(y), "size {size}");
+        }
+    }
+}
