@@ -162,6 +162,9 @@ fn chain_into(model: &TypedModel, id: usize, anywhere: bool) -> Result<Option<(C
         return Ok(None);
     }
     let (m, n) = (c[channel_axis], c[position_axis]);
+    if m == 0 || n == 0 || k == 0 {
+        return Ok(None);
+    }
     let batch_axes: Vec<(usize, usize)> =
         (channel_axis + 1..position_axis).map(|axis| (axis, c[axis])).filter(|(_, d)| *d > 1).collect();
     let batches: usize = batch_axes.iter().map(|(_, d)| d).product();
