@@ -6,10 +6,11 @@
 //! driver around its kernel (per-tile set-up, the zero-point row op, the
 //! store) costs about a fifth of the kernel's instructions (profile in
 //! BENCHMARKS.md). [`fuse_convolutions`] replaces each `OptMatMul
-//! [-> IntoShape] -> Activation` chain whose activation is our SiLU
-//! quantized to int8 with one [`Conv`]: 8 x 8 tiles by the same SDOT
-//! loop, the zero-point and bias terms folded into the accumulators'
-//! start, the activation applied in registers and 8 bytes stored per row.
+//! [-> IntoShape] -> Activation` chain whose activation runs our SiLU (to
+//! int8 or f32) or no SiLU (the head's last layers) with one [`Conv`]:
+//! 8 x 8 tiles by the same SDOT loop, the zero-point and bias terms folded
+//! into the accumulators' start, the activation applied in registers and
+//! 8 values stored per row.
 //! The values are the chain's, bit for bit: the accumulators are exact
 //! integers and the activation runs the same operations in the same order.
 
@@ -261,8 +262,9 @@ fn sole_reader(model: &TypedModel, outlet: OutletId) -> bool {
 const ROWS: usize = 8;
 const COLUMNS: usize = 8;
 
-/// `quantize(silu(f32(A B + bias[c]) * scale[c]))` per channel c, as
-/// [`Activation`] computes it after tract's matmul: A the weights as tract
+/// `quantize(silu(f32(A B + bias[c]) * scale[c]))` per channel c (or the
+/// SiLU alone, or the rescale alone: `Output`), as [`Activation`]
+/// computes it after tract's matmul: A the weights as tract
 /// packed them (K4 panels of `ra` rows), B the patches or activations as
 /// passes 1 and 2 pack them (K4 panels of `rb` columns).
 #[derive(Debug, Clone, PartialEq)]
