@@ -15,6 +15,24 @@ fn image(name: &str) -> crate::vision::decode::Rgb {
     crate::vision::decode::decode(&std::fs::read(path).unwrap(), Default::default()).unwrap()
 }
 
+/// Both plans on `image` at `size`: the same outputs, bit for bit.
+fn assert_same_outputs(
+    model: &crate::model::Model,
+    image: &crate::vision::decode::Rgb,
+    size: u32,
+    ours: &crate::model::Plan,
+    theirs: &crate::model::Plan,
+) {
+    let prepared = model.prepare(image, size).unwrap();
+    let a = ours.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
+    let b = theirs.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        let plain = |t: &TValue| t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
+        assert_eq!(plain(x), plain(y), "size {size}");
+    }
+}
+
 /// The whole int8 model, with tract's im2col and with ours: the same
 /// outputs, bit for bit, on a real image at two sizes.
 #[test]
@@ -61,14 +79,7 @@ fn the_int8_model_gives_identical_outputs_with_our_patches() {
         let casts =
             theirs.model().nodes().iter().filter(|n| n.op_is::<tract_onnx::tract_core::ops::cast::Cast>()).count();
         assert_eq!(activations, casts, "at {size}: every i32 -> f32 cast starts a fused activation");
-        let prepared = model.prepare(&image, size).unwrap();
-        let a = ours.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
-        let b = theirs.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
-        assert_eq!(a.len(), b.len());
-        for (x, y) in a.iter().zip(&b) {
-            let plain = |t: &TValue| t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
-            assert_eq!(plain(x), plain(y), "size {size}");
-        }
+        assert_same_outputs(&model, &image, size, &ours, &theirs);
     }
 }
 
@@ -159,13 +170,6 @@ fn the_fused_convolutions_give_the_same_outputs_bit_for_bit() {
         };
         assert!(count(&theirs, batched) > 10, "at {size}: tract packs by rows");
         assert_eq!(count(&ours, batched), if convs > 0 { 0 } else { count(&theirs, batched) }, "at {size}");
-        let prepared = model.prepare(&image, size).unwrap();
-        let a = ours.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
-        let b = theirs.run(tvec![TValue::from_const(prepared.input.clone())]).unwrap();
-        assert_eq!(a.len(), b.len());
-        for (x, y) in a.iter().zip(&b) {
-            let plain = |t: &TValue| t.try_as_plain_ram().unwrap().as_slice::<f32>().unwrap().to_vec();
-            assert_eq!(plain(x), plain(y), "size {size}");
-        }
+        assert_same_outputs(&model, &image, size, &ours, &theirs);
     }
 }

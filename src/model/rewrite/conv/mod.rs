@@ -334,18 +334,11 @@ impl EvalOp for Conv {
 
     fn eval(&self, _: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let storage = inputs[0].try_storage_as::<PackedMatrixStorage>()?;
-        let batches: usize = self.batch_axes.iter().map(|(_, d)| d).product();
+        let batches = self.batches();
         // Each batch's packed value, found as tract finds it.
         let mut panels = Vec::with_capacity(batches);
-        let mut coords = vec![0; self.rank];
         for t in 0..batches {
-            let mut rest = t;
-            for (axis, d) in self.batch_axes.iter().rev() {
-                coords[*axis] = rest % d;
-                rest /= d;
-            }
-            let strides = storage.batch_strides();
-            let flat: isize = self.map.iter().map(|(c, i)| coords[*c] as isize * strides[*i]).sum();
+            let flat = self.packed_index(t, storage.batch_strides());
             let value = storage.values().get(flat as usize).context("YolodConv: no packed value for a batch")?;
             let b = value.downcast_ref::<EagerPackedInput>().context("YolodConv: input not packed")?;
             ensure!(
@@ -403,24 +396,32 @@ impl Conv {
     /// with batch shape `packed` in their order (the output rows, top to
     /// bottom): the columns are then the same positions.
     fn unbatched(&self, packed: &[usize]) -> Option<Conv> {
-        let batches: usize = self.batch_axes.iter().map(|(_, d)| d).product();
+        let batches = self.batches();
         if batches < 2 || packed.iter().product::<usize>() != batches {
             return None;
         }
         let strides = Tensor::natural_strides(packed);
-        let mut coords = vec![0; self.rank];
-        for t in 0..batches {
-            let mut rest = t;
-            for (axis, d) in self.batch_axes.iter().rev() {
-                coords[*axis] = rest % d;
-                rest /= d;
-            }
-            let flat: isize =
-                self.map.iter().map(|(c, i)| coords[*c] as isize * strides.get(*i).copied().unwrap_or(0)).sum();
-            if flat != t as isize {
-                return None;
-            }
+        if (0..batches).any(|t| self.packed_index(t, &strides) != t as isize) {
+            return None;
         }
         Some(Conv { n: self.n * batches, batch_axes: vec![], map: vec![], ..self.clone() })
+    }
+
+    /// How many batches C has (1 for im2col's layout).
+    fn batches(&self) -> usize {
+        self.batch_axes.iter().map(|(_, d)| d).product()
+    }
+
+    /// The index among the input's packed values of batch `t` (C's batch
+    /// axes in row-major order), for values laid out with `strides`: as
+    /// tract's `MapOutputAxisToInput::flat_index` finds it.
+    fn packed_index(&self, t: usize, strides: &[isize]) -> isize {
+        let mut coords = vec![0; self.rank];
+        let mut rest = t;
+        for (axis, d) in self.batch_axes.iter().rev() {
+            coords[*axis] = rest % d;
+            rest /= d;
+        }
+        self.map.iter().map(|(c, i)| coords[*c] as isize * strides.get(*i).copied().unwrap_or(0)).sum()
     }
 }
